@@ -1,0 +1,5 @@
+"""weakloc sub-commands: localization."""
+
+
+def register(subparsers) -> None:
+    """Add this topic's sub-commands to ``subparsers``."""

@@ -1,0 +1,5 @@
+"""weakloc sub-commands: segmentation."""
+
+
+def register(subparsers) -> None:
+    """Add this topic's sub-commands to ``subparsers``."""

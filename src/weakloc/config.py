@@ -1,0 +1,109 @@
+"""The study configuration: load, validate against the JSON schema, fill defaults.
+
+The schema (``weakloc/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) gives
+every key a type, a default and a description, and forbids unknown keys, so a misspelled key
+fails at once with its dotted name. The Snakefile and every ``weakloc`` command go through
+:func:`validate_config`, so both see the same defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from weakloc.errors import WeaklocError
+
+SCHEMA_PATH = Path(str(resources.files("weakloc") / "schemas" / "config.schema.yaml"))
+
+
+class ConfigError(WeaklocError):
+    """A configuration that does not match the schema; the message names the key."""
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _with_defaults(validator_class):
+    """A validator class that writes each property's default into the instance first."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(f"{path + '.' if path else ''}{k}" for k in extra)
+        return f"unknown key {keys} (allowed here: {', '.join(allowed)})"
+    return f"key {path or '<top level>'}: {error.message}"
+
+
+def validate_config(config: dict | None, source: str = "config") -> dict:
+    """Validate ``config`` in place (defaults filled) and return it.
+
+    Raises :class:`ConfigError` naming ``source`` and the first offending key.
+    """
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(config).__name__}")
+    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    splits = config["dataset"]["splits"]
+    total = splits["train"] + splits["val"] + splits["test"]
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"{source}: key dataset.splits: train + val + test must be 1, got {total:g}")
+    return config
+
+
+def load_config(path: str | Path | None = None, json_text: str | None = None) -> dict:
+    """Load a YAML file (or a JSON string, as the workflow passes it) and validate it.
+
+    Both may be given: the JSON object's top-level sections replace the file's.
+    """
+    config: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                config = yaml.safe_load(fh) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if json_text:
+        try:
+            config.update(json.loads(json_text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json: not valid JSON ({exc})") from None
+        source = source if path is not None else "--config-json"
+    return validate_config(config, source)
+
+
+def sections(config: dict, *names: str) -> str:
+    """The named top-level sections as compact JSON: what a workflow rule passes to a command.
+
+    Passing only the sections a step reads means editing another section does not rerun it.
+    """
+    return json.dumps({name: config[name] for name in names}, sort_keys=True, separators=(",", ":"))
