@@ -1,5 +1,60 @@
-"""weakloc sub-commands: data."""
+"""weakloc sub-commands: data (``weakloc data download`` and ``weakloc data prepare``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from weakloc.commands import add_config_options, config_from_args
+
+
+def _download(args: argparse.Namespace) -> int:
+    from weakloc.datasets import download_dataset
+
+    config = config_from_args(args)
+    archive = args.archive or config["dataset"]["archive"]
+    masks = args.masks_archive or config["dataset"]["masks_archive"]
+    out = download_dataset(args.name, args.out, archive=archive, masks_archive=masks)
+    if out is not None:
+        print(f"{args.name}: raw files in {out}", file=sys.stderr)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from weakloc.datasets import prepare_dataset
+    from weakloc.manifest import read_manifest
+
+    config = config_from_args(args)
+    manifest = prepare_dataset(config, args.out, raw_dir=args.raw)
+    df = read_manifest(manifest)
+    counts = df.groupby(["split", "label"]).size().to_dict()
+    summary = ", ".join(f"{s}: {counts.get((s, 0), 0)} authentic + {counts.get((s, 1), 0)} manipulated"
+                        for s in ("train", "val", "test"))
+    print(f"{config['dataset']['name']}: {len(df)} images -> {manifest} ({summary})", file=sys.stderr)
+    return 0
 
 
 def register(subparsers) -> None:
-    """Add this topic's sub-commands to ``subparsers``."""
+    """Add ``data download`` and ``data prepare`` to ``subparsers``."""
+    from weakloc.datasets import DATASETS
+
+    data = subparsers.add_parser("data", help="download and prepare datasets",
+                                 description="Download raw datasets and prepare them into manifest + images + masks.")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    dl = sub.add_parser("download", help="fetch/extract a dataset's raw files into data/raw/NAME",
+                        description="Fetch (pooch, checksummed where pinned) and safely extract a dataset's raw "
+                                    "files. For synthetic and folder there is nothing to download: a message, exit 0.")
+    dl.add_argument("name", metavar="NAME", choices=sorted(DATASETS), help=f"one of: {', '.join(sorted(DATASETS))}")
+    dl.add_argument("--out", required=True, metavar="DIR", help="raw folder to fill (data/raw/NAME)")
+    dl.add_argument("--archive", metavar="PATH", help="archive downloaded by hand (overrides dataset.archive)")
+    dl.add_argument("--masks-archive", metavar="PATH", help="ground-truth archive (overrides dataset.masks_archive)")
+    add_config_options(dl)
+    dl.set_defaults(func=_download)
+
+    pr = sub.add_parser("prepare", help="build manifest.csv, images/ and masks/ for the configured dataset",
+                        description="Prepare dataset.name from the config into DIR (manifest.csv, images/, masks/).")
+    pr.add_argument("--out", required=True, metavar="DIR", help="output folder (data/prepared/NAME)")
+    pr.add_argument("--raw", metavar="DIR", help="raw folder (default data/raw/NAME; for folder: dataset.folder.path)")
+    add_config_options(pr)
+    pr.set_defaults(func=_prepare)

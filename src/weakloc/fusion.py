@@ -1,0 +1,108 @@
+"""Fusion of the per-block activation maps into one coarse localization map (METHOD.md step 4).
+
+The papers name the step ("fusion of multi-view activation maps into a coarse map") but not
+its rule; the four methods here are this project's reconstruction [ours]:
+
+- ``attention``: the image's own cross-block attention weights ``w_b`` (what WCBnet used for
+  its decision), ``C = sum_b w_b M_b / sum_b w_b``.
+- ``mean``: ``C = mean_b M_b``.
+- ``max``: ``C = max_b M_b``.
+- ``wavelet``: each map is decomposed with a 2-D discrete wavelet transform (PyWavelets); the
+  approximation bands are averaged, and at every detail coefficient the block with the
+  largest magnitude wins (a classic multi-focus fusion rule); the result is inverted,
+  cropped to the image size and clipped to ``[0, 1]``.
+
+Every method maps ``(B, H, W) float in [0, 1]`` to ``(H, W) float32 in [0, 1]``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pywt
+
+from weakloc.errors import WeaklocError
+
+FUSION_METHODS = ("attention", "mean", "max", "wavelet")
+
+
+def _check_maps(maps: np.ndarray) -> np.ndarray:
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or maps.shape[0] < 1 or maps.shape[1] < 1 or maps.shape[2] < 1:
+        raise WeaklocError(f"fusion: block maps must have shape (B, H, W) with B >= 1, got {maps.shape}")
+    return maps
+
+
+def _attention(maps: np.ndarray, weights: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        raise WeaklocError("fusion: method attention needs the image's block weights (weights=None)")
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape[0] != maps.shape[0]:
+        raise WeaklocError(f"fusion: {w.shape[0]} block weights for {maps.shape[0]} block maps")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise WeaklocError(f"fusion: block weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    w = w / w.sum()
+    return np.tensordot(w, maps.astype(np.float64), axes=1)
+
+
+def _wavelet(maps: np.ndarray, wavelet: str, level: int) -> np.ndarray:
+    try:
+        wav = pywt.Wavelet(wavelet)
+    except ValueError:
+        raise WeaklocError(f"fusion: unknown PyWavelets wavelet {wavelet!r} (key fusion.wavelet.name)") from None
+    if level < 1:
+        raise WeaklocError(f"fusion: wavelet level must be >= 1, got {level} (key fusion.wavelet.level)")
+    _, h, w = maps.shape
+    # Small maps cannot take a deep decomposition: use the deepest level their size allows.
+    max_level = pywt.dwt_max_level(min(h, w), wav.dec_len)
+    level = max(0, min(level, max_level))
+    if level == 0:
+        return maps.mean(axis=0, dtype=np.float64)
+    # coeffs of each map: [cA_n, (cH_n, cV_n, cD_n), ..., (cH_1, cV_1, cD_1)], stacked over B
+    # by passing axes=(-2, -1) on the whole (B, H, W) array.
+    coeffs = pywt.wavedec2(maps.astype(np.float64), wav, level=level, axes=(-2, -1))
+    fused = [coeffs[0].mean(axis=0)]
+    for bands in coeffs[1:]:
+        fused_bands = []
+        for band in bands:  # (B, h_l, w_l)
+            winner = np.argmax(np.abs(band), axis=0)
+            fused_bands.append(np.take_along_axis(band, winner[None], axis=0)[0])
+        fused.append(tuple(fused_bands))
+    out = pywt.waverec2(fused, wav, axes=(-2, -1))
+    return out[:h, :w]
+
+
+def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | None = None,
+         wavelet: str = "haar", level: int = 2) -> np.ndarray:
+    """Fuse block maps into one coarse map.
+
+    Args:
+        maps: ``(B, H, W)`` float block maps in ``[0, 1]`` (all at the image's size).
+        method: one of :data:`FUSION_METHODS`.
+        weights: ``(B,)`` non-negative block weights (needed by ``attention``; normalised to sum 1).
+        wavelet, level: PyWavelets wavelet name and decomposition level of ``wavelet`` fusion
+            (the level is lowered when the map is too small for it).
+
+    Returns:
+        ``(H, W) float32`` in ``[0, 1]``.
+    """
+    maps = _check_maps(maps)
+    if method == "attention":
+        out = _attention(maps, weights)
+    elif method == "mean":
+        out = maps.mean(axis=0, dtype=np.float64)
+    elif method == "max":
+        out = maps.max(axis=0)
+    elif method == "wavelet":
+        out = _wavelet(maps, wavelet, int(level))
+    else:
+        raise WeaklocError(f"fusion: unknown method {method!r} (choose from {', '.join(FUSION_METHODS)})")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def fuse_with_config(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | None,
+                     config: dict) -> np.ndarray:
+    """:func:`fuse` with the wavelet settings of a validated configuration's ``fusion`` section."""
+    wcfg = config.get("fusion", {}).get("wavelet", {})
+    return fuse(maps, method, weights=weights, wavelet=wcfg.get("name", "haar"), level=wcfg.get("level", 2))

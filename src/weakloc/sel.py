@@ -1,0 +1,84 @@
+"""Signed error level (SEL): the detector's input (METHOD.md step 1).
+
+[paper] WCBnet reads the *signed-value error level* of an image: the difference between the
+image and a JPEG-recompressed copy of it, keeping the sign (error level analysis without the
+absolute value).
+
+[ours] The exact recompression settings are not stated in the papers' abstracts; this module
+fixes them so that the SEL of an image is a deterministic function of its pixels:
+
+- encoder: Pillow's JPEG writer (libjpeg / libjpeg-turbo), baseline (not progressive),
+  ``optimize=False`` (Huffman table optimisation changes only the file size, never the
+  decoded pixels, so it is left off for speed);
+- quantisation: the standard IJG tables scaled to ``quality`` (Pillow's ``quality=q``);
+- chroma subsampling: **4:4:4** (``subsampling=0``). With 4:2:0 the chroma loss of the
+  re-encoding itself would dominate the colour channels of the SEL everywhere in the image
+  and mask the quantisation traces of the image's own history;
+- decoding: Pillow's default decoder, converted back to RGB.
+
+Each quality q in ``qualities`` contributes three channels (R, G, B of
+``(rgb - recompressed_q) / scale``), stacked in the order of ``qualities``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from weakloc.errors import WeaklocError
+
+#: Pillow JPEG options of the re-encoding; ``quality`` is added per level.
+JPEG_OPTIONS = {"subsampling": 0, "optimize": False, "progressive": False}
+
+
+def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG re-encode ``rgb`` at ``quality`` with :data:`JPEG_OPTIONS` and decode it.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` image.
+        quality: JPEG quality in 1..100.
+
+    Returns:
+        ``(H, W, 3) uint8`` decoded recompressed image.
+    """
+    buf = io.BytesIO()
+    Image.fromarray(rgb, mode="RGB").save(buf, format="JPEG", quality=int(quality), **JPEG_OPTIONS)
+    buf.seek(0)
+    with Image.open(buf) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def signed_error_level(rgb: np.ndarray, qualities: Sequence[int], scale: float) -> np.ndarray:
+    """The signed error level of ``rgb`` at each JPEG quality.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` RGB image (any H, W >= 1).
+        qualities: Q JPEG qualities, each in 1..100 (``sel.qualities``).
+        scale: positive constant the signed difference (in 0..255 units) is divided by
+            (``sel.scale``).
+
+    Returns:
+        ``(3 * Q, H, W) float32``: channel ``3 * i + c`` is
+        ``(rgb[..., c] - recompress(rgb, qualities[i])[..., c]) / scale``; values lie in
+        ``[-255 / scale, 255 / scale]`` and are mostly near 0. Deterministic.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise WeaklocError(f"signed_error_level: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    if not qualities:
+        raise WeaklocError("signed_error_level: key sel.qualities: at least one JPEG quality is needed")
+    if not scale > 0:
+        raise WeaklocError(f"signed_error_level: key sel.scale: must be positive, got {scale}")
+    h, w, _ = rgb.shape
+    out = np.empty((3 * len(qualities), h, w), dtype=np.float32)
+    base = rgb.astype(np.int16)
+    div = np.float32(scale)
+    for i, q in enumerate(qualities):
+        if not 1 <= int(q) <= 100:
+            raise WeaklocError(f"signed_error_level: key sel.qualities: JPEG quality must be in 1..100, got {q}")
+        diff = base - recompress(rgb, int(q)).astype(np.int16)
+        out[3 * i:3 * i + 3] = np.moveaxis(diff, 2, 0).astype(np.float32) / div
+    return out

@@ -1,0 +1,514 @@
+"""The study's tables, rebuilt from the score files of every seed (``weakloc tables``).
+
+Inputs, under a dataset's results folder ``results/{d}`` (see docs/architecture.md):
+
+- ``seed{s}/scores/<variant>.json``: summaries written by ``weakloc score``. Variant names:
+  ``block{b}``, ``fused-{fusion}``, ``refined-{fusion}-{segset}``,
+  ``refined-{fusion}-{segset}-prior{strength}``, ``sel-{q1}-{q2}...-fused-{fusion}``.
+- ``seed{s}/detect/metrics.json``: :func:`weakloc.metrics.image_metrics` output.
+- ``baselines/scores/baseline-{name}.json``: classic detectors (seed-independent).
+
+Every table is written as ``<name>.csv`` (data: ``<metric>_mean``, ``<metric>_std``,
+``n_seeds``), ``<name>.md`` and ``<name>.tex`` (booktabs), and all of them together in
+``README.md``; headline numbers go to ``summary.json`` (for ``dvc metrics``). With several
+seeds a cell is the mean ± the sample standard deviation (ddof = 1) over seeds.
+
+A variant must be present for every seed found, otherwise the tables would average different
+sets of runs: a missing file is an error that names it.
+
+The optional ``literature`` table holds only numbers quoted from papers, each with its
+source, read from a CSV the user supplies (``method,dataset,metric,value,source``); this
+module contains no published number of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from weakloc.config import validate_config
+from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path, write_text_atomic
+
+LOC_COLUMNS = [("f1", "F1"), ("iou", "IoU"), ("auc", "AUC"), ("mcc", "MCC"), ("best_f1", "best-F1 (oracle)")]
+DET_COLUMNS = [("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1")]
+SCORE_KEYS = ("f1", "iou", "mcc", "auc", "best_f1", "n_images", "dataset_level")
+DET_KEYS = ("auc", "accuracy", "f1")
+SEGMENTER_LABELS = {"slic": "SLIC", "felzenszwalb": "Felzenszwalb", "sam": "SAM", "deeplab": "DeepLabV3",
+                    "pspnet": "PSPNet", "all": "all segmenters"}
+ORACLE_NOTE = "best-F1 (oracle) uses the threshold that maximises F1 on each image's own mask: not attainable."
+
+_NAME = r"[a-z0-9_]+"
+VARIANT_PATTERNS = [
+    ("block", re.compile(r"block(?P<block>\d+)")),
+    ("fused", re.compile(rf"fused-(?P<fusion>{_NAME})")),
+    ("prior", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})-prior(?P<strength>[0-9][0-9.e+-]*)")),
+    ("refined", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})")),
+    ("sel", re.compile(rf"sel-(?P<qualities>\d+(?:-\d+)*)-fused-(?P<fusion>{_NAME})")),
+]
+
+
+def parse_variant(name: str) -> tuple[str, dict] | None:
+    """``(kind, fields)`` of a score-file stem, e.g. ``("refined", {"fusion": "mean", "segset": "slic"})``.
+
+    Returns None for a name that follows none of the patterns (it is then ignored).
+    """
+    for kind, pattern in VARIANT_PATTERNS:
+        m = pattern.fullmatch(name)
+        if m:
+            return kind, m.groupdict()
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Reading the results tree
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class StudyResults:
+    """Everything the tables read. ``scores[variant][seed]`` and ``detection[seed]`` are the JSON objects."""
+
+    root: Path
+    seeds: list[int]
+    scores: dict[str, dict[int, dict]] = field(default_factory=dict)
+    detection: dict[int, dict] = field(default_factory=dict)
+    baselines: dict[str, dict] = field(default_factory=dict)
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WeaklocError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise WeaklocError(f"{path}: expected a JSON object")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise WeaklocError(f"{path}: lacks key(s) {', '.join(missing)}")
+    return data
+
+
+def read_results(results_dir: str | Path) -> StudyResults:
+    """Read every score and detection file under ``results_dir`` (``results/{d}``).
+
+    Raises :class:`WeaklocError` when the folder has no ``seed*/`` with scores, when a file is
+    malformed, or when a variant or detection file exists for some seeds but not all.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise WeaklocError(f"{root}: results folder not found (run the workflow first)")
+    seed_dirs = {}
+    for p in root.iterdir():
+        m = re.fullmatch(r"seed(\d+)", p.name)
+        if m and p.is_dir():
+            seed_dirs[int(m.group(1))] = p
+    seeds = sorted(seed_dirs)
+    res = StudyResults(root, seeds)
+    for seed in seeds:
+        for path in sorted((seed_dirs[seed] / "scores").glob("*.json")):
+            if parse_variant(path.stem) is not None:
+                res.scores.setdefault(path.stem, {})[seed] = _read_json(path, SCORE_KEYS)
+        det = seed_dirs[seed] / "detect" / "metrics.json"
+        if det.is_file():
+            res.detection[seed] = _read_json(det, DET_KEYS)
+    for path in sorted((root / "baselines" / "scores").glob("baseline-*.json")):
+        res.baselines[path.stem[len("baseline-"):]] = _read_json(path, SCORE_KEYS)
+    if not res.scores and not res.baselines:
+        raise WeaklocError(f"{root}: no score files (expected seed<s>/scores/<variant>.json or "
+                           f"baselines/scores/baseline-<name>.json)")
+    for variant, by_seed in res.scores.items():
+        for seed in seeds:
+            if seed not in by_seed:
+                raise WeaklocError(f"{seed_dirs[seed] / 'scores' / (variant + '.json')}: missing, but other "
+                                   f"seeds have it (score every seed or remove the extra files)")
+    if res.detection:
+        for seed in seeds:
+            if seed not in res.detection:
+                raise WeaklocError(f"{seed_dirs[seed] / 'detect' / 'metrics.json'}: missing, but other seeds have it")
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and sample std (None with one value) of a metric over seeds; ``n`` values used."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values) -> "Cell":
+        vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if not vals:
+            return cls(None, None, 0)
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        return cls(float(np.mean(vals)), std, len(vals))
+
+    def text(self, pm: str = "±", digits: int = 3) -> str:
+        if self.mean is None:
+            return ""
+        s = f"{self.mean:.{digits}f}"
+        return s if self.std is None else f"{s} {pm} {self.std:.{digits}f}"
+
+
+@dataclass
+class Table:
+    """One table: ``columns`` are ``(key, label)``; each row is ``(label, {key: Cell})``."""
+
+    name: str
+    title: str
+    columns: list[tuple[str, str]]
+    rows: list[tuple[str, dict[str, Cell]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """CSV form: ``row``, then ``<key>_mean``, ``<key>_std`` per column, then ``n_seeds``."""
+        recs = []
+        for label, cells in self.rows:
+            rec = {"row": label}
+            for key, _ in self.columns:
+                c = cells.get(key, Cell(None, None, 0))
+                rec[f"{key}_mean"] = c.mean
+                rec[f"{key}_std"] = c.std
+            rec["n_seeds"] = max((c.n for c in cells.values()), default=0)
+            recs.append(rec)
+        cols = ["row", *[f"{k}_{s}" for k, _ in self.columns for s in ("mean", "std")], "n_seeds"]
+        return pd.DataFrame(recs, columns=cols)
+
+    def to_markdown(self) -> str:
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
+        head = "| " + " | ".join(["", *(esc(lbl) for _, lbl in self.columns)]) + " |"
+        sep = "|" + "|".join(["---", *(["---:"] * len(self.columns))]) + "|"
+        body = ["| " + " | ".join([esc(label), *(esc(cells[k].text()) if k in cells else "" for k, _ in
+                                                  self.columns)]) + " |" for label, cells in self.rows]
+        notes = [f"\n*{esc(n)}*" for n in self.notes]
+        return "\n".join([f"### {self.title}", "", head, sep, *body, *notes]) + "\n"
+
+    def to_latex(self) -> str:
+        cols = "l" + "r" * len(self.columns)
+        lines = ["% generated by `weakloc tables`; needs \\usepackage{booktabs}",
+                 "\\begin{table}[t]", "\\centering",
+                 f"\\caption{{{latex_escape(self.title)}}}", f"\\label{{tab:{self.name.replace('_', '-')}}}",
+                 f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
+                 " & ".join(["", *(latex_escape(lbl) for _, lbl in self.columns)]) + " \\\\", "\\midrule"]
+        for label, cells in self.rows:
+            vals = [latex_escape(cells[k].text(pm="PLUSMINUS")).replace("PLUSMINUS", "$\\pm$") if k in cells
+                    and cells[k].mean is not None else "--" for k, _ in self.columns]
+            lines.append(" & ".join([latex_escape(label), *vals]) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        if self.notes:
+            lines.append("\\par\\smallskip\\footnotesize " + " ".join(latex_escape(n) for n in self.notes))
+        lines.append("\\end{table}")
+        return "\n".join(lines) + "\n"
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text (± becomes ``$\\pm$``)."""
+    out = []
+    for ch in str(text):
+        out.append({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                    "±": r"$\pm$", "≥": r"$\geq$", "×": r"$\times$", ">": r"$>$", "<": r"$<$"}.get(ch, ch))
+    return "".join(out)
+
+
+def _ordered(names, preferred) -> list[str]:
+    """``names`` in ``preferred``'s order first, the rest sorted after."""
+    names = set(names)
+    return [n for n in preferred if n in names] + sorted(names - set(preferred))
+
+
+def _ordered_segsets(names, config: dict) -> list[str]:
+    """Segmenter sets in ``segmenters.use`` order, the others sorted, ``all`` last."""
+    rest = _ordered(set(names) - {"all"}, config["segmenters"]["use"])
+    return rest + (["all"] if "all" in set(names) else [])
+
+
+def _seg_label(segset: str) -> str:
+    return SEGMENTER_LABELS.get(segset, segset)
+
+
+def _cells(by_seed: dict[int, dict], keys, level: str = "image") -> dict[str, Cell]:
+    """Cells over seeds; ``level="dataset"`` reads the ``dataset_level`` sub-object."""
+    def get(d, k):
+        return d["dataset_level"].get(k) if level == "dataset" else d.get(k)
+
+    return {k: Cell.of([get(d, k) for d in by_seed.values()]) for k in keys}
+
+
+def _protocol_note(res: StudyResults, level: str) -> str:
+    any_score = next(iter(next(iter(res.scores.values())).values())) if res.scores else next(iter(res.baselines.values()))
+    thr = any_score.get("threshold", 0.5)
+    n = any_score.get("n_images")
+    how = ("per manipulated image, then averaged" if level == "image"
+           else "dataset level: all pixels of the manipulated images pooled")
+    seeds = f"mean ± std over {len(res.seeds)} seeds" if len(res.seeds) > 1 else f"{len(res.seeds)} seed"
+    return f"Pixel metrics at prob > {thr:g}, {how}; {n} test images with a mask; {seeds}."
+
+
+def _missing_note(by_variant: dict[str, dict[int, dict]]) -> list[str]:
+    notes = []
+    miss = {v: sum(d.get("n_missing", 0) for d in s.values()) for v, s in by_variant.items()}
+    miss = {v: n for v, n in miss.items() if n}
+    if miss:
+        notes.append("Missing maps scored as all zero: " + ", ".join(f"{v} ({n})" for v, n in miss.items()) + ".")
+    excl = {v: sum(d.get("auc_excluded", 0) for d in s.values()) for v, s in by_variant.items()}
+    excl = {v: n for v, n in excl.items() if n}
+    if excl:
+        notes.append("Images without a defined AUC (constant map), left out of the AUC mean: "
+                     + ", ".join(f"{v} ({n})" for v, n in excl.items()) + ".")
+    return notes
+
+
+def _variants(res: StudyResults, kind: str) -> dict[str, dict]:
+    out = {}
+    for v in res.scores:
+        parsed = parse_variant(v)
+        if parsed and parsed[0] == kind:
+            out[v] = parsed[1]
+    return out
+
+
+def localization_table(res: StudyResults, config: dict, level: str = "image") -> Table | None:
+    """Block maps, each fusion, and the primary fusion refined with each segmenter set."""
+    fusions_pref = config["fusion"]["methods"]
+    blocks = sorted(_variants(res, "block").items(), key=lambda kv: int(kv[1]["block"]))
+    fused = _variants(res, "fused")
+    refined = _variants(res, "refined")
+    if not (blocks or fused or refined):
+        return None
+    name = "localization" if level == "image" else "localization_dataset_level"
+    title = "Localization on the test split" + ("" if level == "image" else " (dataset level)")
+    t = Table(name, title, LOC_COLUMNS)
+    used = {}
+    for v, f in blocks:
+        t.rows.append((f"WCBnet block {f['block']} map", _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
+        used[v] = res.scores[v]
+    for fusion in _ordered({f["fusion"] for f in fused.values()}, fusions_pref):
+        v = f"fused-{fusion}"
+        t.rows.append((f"Fused ({fusion})", _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
+        used[v] = res.scores[v]
+    refined_fusions = _ordered({f["fusion"] for f in refined.values()}, fusions_pref)
+    if refined_fusions:
+        primary = refined_fusions[0]
+        segsets = _ordered_segsets({f["segset"] for f in refined.values() if f["fusion"] == primary}, config)
+        for seg in segsets:
+            v = f"refined-{primary}-{seg}"
+            t.rows.append((f"Fused ({primary}) + {_seg_label(seg)}",
+                           _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
+            used[v] = res.scores[v]
+        if len(refined_fusions) > 1:
+            t.notes.append(f"Refined rows use the {primary} fusion; every fusion x segmenter pair is in "
+                           f"the fusion x segmenter ablation.")
+    t.notes.insert(0, _protocol_note(res, level))
+    t.notes.append(ORACLE_NOTE)
+    t.notes += _missing_note(used)
+    return t
+
+
+def detection_table(res: StudyResults) -> Table | None:
+    """Image-level AUC, accuracy and F1 of WCBnet."""
+    if not res.detection:
+        return None
+    t = Table("detection", "Detection (image level) on the test split", DET_COLUMNS)
+    t.rows.append(("WCBnet", _cells(res.detection, [k for k, _ in DET_COLUMNS])))
+    any_det = next(iter(res.detection.values()))
+    t.notes.append(f"{any_det.get('n_images', '?')} test images ({any_det.get('n_positive', '?')} manipulated); "
+                   f"accuracy and F1 at score > {any_det.get('threshold', 0.5):g}"
+                   + (f"; mean ± std over {len(res.seeds)} seeds." if len(res.seeds) > 1 else "."))
+    return t
+
+
+def fusion_segmenter_table(res: StudyResults, config: dict) -> Table | None:
+    """F1 of every fusion (rows) alone and refined with every segmenter set (columns)."""
+    fused = _variants(res, "fused")
+    refined = _variants(res, "refined")
+    if not refined:
+        return None
+    fusions = _ordered({f["fusion"] for f in (*fused.values(), *refined.values())}, config["fusion"]["methods"])
+    segsets = _ordered_segsets({f["segset"] for f in refined.values()}, config)
+    cols = [("none", "no refinement"), *((s, f"+ {_seg_label(s)}") for s in segsets)]
+    t = Table("ablation_fusion_segmenter", "Ablation: fusion x segmenter (pixel F1)", cols)
+    for fusion in fusions:
+        cells = {}
+        if f"fused-{fusion}" in res.scores:
+            cells["none"] = _cells(res.scores[f"fused-{fusion}"], ["f1"])["f1"]
+        for s in segsets:
+            v = f"refined-{fusion}-{s}"
+            if v in res.scores:
+                cells[s] = _cells(res.scores[v], ["f1"])["f1"]
+        t.rows.append((fusion, cells))
+    t.notes.append(_protocol_note(res, "image"))
+    return t
+
+
+def sel_table(res: StudyResults, config: dict) -> Table | None:
+    """SEL quality sets: the main model's fused map against each ablation model's."""
+    sel = _variants(res, "sel")
+    if not sel:
+        return None
+    fusions = _ordered({f["fusion"] for f in sel.values()}, config["fusion"]["methods"])
+    t = Table("ablation_sel", "Ablation: JPEG qualities of the signed error level", LOC_COLUMNS)
+    main_q = ", ".join(str(q) for q in config["sel"]["qualities"])
+    keys = [k for k, _ in LOC_COLUMNS]
+    for fusion in fusions:
+        suffix = f", fused ({fusion})" if len(fusions) > 1 else ""
+        if f"fused-{fusion}" in res.scores:
+            t.rows.append((f"q = {main_q} (main model){suffix}", _cells(res.scores[f"fused-{fusion}"], keys)))
+        items = sorted((v for v, f in sel.items() if f["fusion"] == fusion),
+                       key=lambda v: [int(q) for q in sel[v]["qualities"].split("-")])
+        for v in items:
+            qs = sel[v]["qualities"].replace("-", ", ")
+            t.rows.append((f"q = {qs}{suffix}", _cells(res.scores[v], keys)))
+    t.notes.append(_protocol_note(res, "image") + (f" Fusion: {fusions[0]}." if len(fusions) == 1 else ""))
+    t.notes.append(ORACLE_NOTE)
+    return t
+
+
+def prior_table(res: StudyResults, config: dict) -> Table | None:
+    """Beta prior strength s (a = b = s) of the refinement."""
+    prior = _variants(res, "prior")
+    if not prior:
+        return None
+    pref = config["fusion"]["methods"]
+    combos = sorted({(f["fusion"], f["segset"]) for f in prior.values()},
+                    key=lambda c: (pref.index(c[0]) if c[0] in pref else len(pref), c))
+    t = Table("ablation_prior", "Ablation: strength of the Beta prior (a = b = s)", LOC_COLUMNS)
+    keys = [k for k, _ in LOC_COLUMNS]
+    for fusion, seg in combos:
+        items = sorted((v for v, f in prior.items() if (f["fusion"], f["segset"]) == (fusion, seg)),
+                       key=lambda v: float(prior[v]["strength"]))
+        suffix = f", fused ({fusion}) + {_seg_label(seg)}" if len(combos) > 1 else ""
+        for v in items:
+            t.rows.append((f"s = {prior[v]['strength']}{suffix}", _cells(res.scores[v], keys)))
+    if len(combos) == 1:
+        fusion, seg = combos[0]
+        t.notes.append(f"Refinement of the {fusion} fusion with {_seg_label(seg)}.")
+    t.notes.append(_protocol_note(res, "image"))
+    t.notes.append(ORACLE_NOTE)
+    return t
+
+
+def baselines_table(res: StudyResults, level: str = "image") -> Table | None:
+    """Classic detectors: fixed threshold after their normalisation, AUC, and oracle F1."""
+    if not res.baselines:
+        return None
+    name = "baselines" if level == "image" else "baselines_dataset_level"
+    cols = [("f1", "F1"), ("iou", "IoU"), ("mcc", "MCC"), ("auc", "AUC"), ("best_f1", "best-F1 (oracle)")]
+    title = "Classic forensic baselines" + ("" if level == "image" else " (dataset level)")
+    t = Table(name, title, cols)
+    for b in sorted(res.baselines):
+        t.rows.append((b.upper(), _cells({0: res.baselines[b]}, [k for k, _ in cols], level)))
+    thr = next(iter(res.baselines.values())).get("threshold", 0.5)
+    t.notes.append(f"F1, IoU, MCC at the fixed threshold {thr:g} after each detector's normalisation to [0, 1]; "
+                   f"{'per image, then averaged' if level == 'image' else 'all pixels pooled'}; "
+                   f"baselines do not depend on the training seed.")
+    t.notes.append("best-F1 (oracle): each detector at its best threshold per image, chosen with the mask.")
+    t.notes += _missing_note({f"baseline-{b}": {0: d} for b, d in res.baselines.items()})
+    return t
+
+
+def literature_table(path: str | Path) -> Table:
+    """Numbers quoted from papers (CSV ``method,dataset,metric,value,source``), never run here."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise WeaklocError(f"{path}: literature file not found") from None
+    need = ["method", "dataset", "metric", "value", "source"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise WeaklocError(f"{path}: lacks column(s) {', '.join(missing)}")
+    if df.empty:
+        raise WeaklocError(f"{path}: no rows")
+    metrics = list(dict.fromkeys(df["metric"]))
+    t = Table("literature", "Published numbers (quoted from the sources, not run here)",
+              [*((m, m) for m in metrics)])
+    sources = {}
+    for (method, dataset), grp in df.groupby(["method", "dataset"], sort=False):
+        cells = {}
+        for _, r in grp.iterrows():
+            if not r["source"].strip():
+                raise WeaklocError(f"{path}: row {method}/{dataset}/{r['metric']} has no source")
+            try:
+                cells[r["metric"]] = Cell(float(r["value"]), None, 1)
+            except ValueError:
+                raise WeaklocError(f"{path}: value {r['value']!r} of {method}/{r['metric']} is not a number") from None
+            sources.setdefault(r["source"], None)
+        t.rows.append((f"{method} ({dataset})", cells))
+    t.notes.append("Sources: " + "; ".join(sources) + ". Protocols may differ from ours.")
+    return t
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+def write_table(table: Table, out_dir: Path) -> None:
+    """``<name>.csv``, ``<name>.md`` and ``<name>.tex`` in ``out_dir``, atomically."""
+    with atomic_path(out_dir / f"{table.name}.csv") as tmp:
+        table.to_frame().to_csv(tmp, index=False)
+    write_text_atomic(out_dir / f"{table.name}.md", table.to_markdown())
+    write_text_atomic(out_dir / f"{table.name}.tex", table.to_latex())
+
+
+def summary_metrics(res: StudyResults, config: dict) -> dict:
+    """Headline numbers for ``dvc metrics``: detection and the fused/refined maps, mean and std."""
+    out: dict = {"n_seeds": len(res.seeds), "seeds": res.seeds}
+    if res.detection:
+        out["detection"] = {}
+        for k, c in _cells(res.detection, DET_KEYS).items():
+            out["detection"][k], out["detection"][f"{k}_std"] = c.mean, c.std
+    loc = {}
+    for v in res.scores:
+        parsed = parse_variant(v)
+        if parsed and parsed[0] in ("fused", "refined"):
+            loc[v] = {}
+            for k, c in _cells(res.scores[v], [k for k, _ in LOC_COLUMNS]).items():
+                loc[v][k], loc[v][f"{k}_std"] = c.mean, c.std
+    if loc:
+        out["localization"] = dict(sorted(loc.items()))
+    if res.baselines:
+        out["baselines"] = {b: {k: d.get(k) for k, _ in LOC_COLUMNS} for b, d in sorted(res.baselines.items())}
+    return out
+
+
+def build_tables(results_dir: str | Path, out_dir: str | Path, config: dict | None = None,
+                 literature: str | Path | None = None) -> list[str]:
+    """Read ``results_dir`` and write every table that its files allow; return the table names.
+
+    ``config`` (validated; defaults if None) orders the rows: fusions as ``fusion.methods``,
+    segmenters as ``segmenters.use``, and labels the main model's SEL qualities.
+    """
+    config = validate_config(copy.deepcopy(config) if config is not None else {}, "config")
+    res = read_results(results_dir)
+    tables = [localization_table(res, config, "image"), localization_table(res, config, "dataset"),
+              detection_table(res), fusion_segmenter_table(res, config), sel_table(res, config),
+              prior_table(res, config), baselines_table(res, "image"), baselines_table(res, "dataset")]
+    if literature is not None:
+        tables.append(literature_table(literature))
+    tables = [t for t in tables if t is not None]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for t in tables:
+        write_table(t, out)
+    readme = [f"# Tables: {res.root.name}", "",
+              f"Generated by `weakloc tables` from `{res.root}` (seeds: {', '.join(map(str, res.seeds)) or 'none'}). "
+              "Each table is also in this folder as CSV (data) and LaTeX.", ""]
+    readme += [t.to_markdown() for t in tables]
+    write_text_atomic(out / "README.md", "\n".join(readme))
+    write_text_atomic(out / "summary.json", json.dumps(summary_metrics(res, config), indent=2) + "\n")
+    return [t.name for t in tables]

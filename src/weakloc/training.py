@@ -1,0 +1,496 @@
+"""Training WCBnet with image-level labels only (METHOD.md step 2).
+
+[paper] Training uses image-level labels only; masks are never used for training.
+This module reads only the ``image`` and ``label`` columns of the manifest: the ``mask``
+column is never opened (a test makes the mask files unreadable to prove it).
+
+[ours] The recipe below is a reconstruction, tuned on the synthetic default dataset:
+
+- **Loss.** ``BCE(image logit, y) + train.block_loss_weight * mean_b BCE(s_b, y)``: the second
+  term is a loss on each block's own pooled score. Without it some blocks' score maps come
+  out inverted (METHOD.md, prototype notes).
+- **Native resolution.** Images are never resized (resizing erases the JPEG traces). The SEL
+  is computed on the whole image, then cropped.
+- **Augmentations keep the JPEG grid.** A training crop of ``train.crop_size`` pixels starts
+  at offsets that are multiples of :data:`GRID` (16): JPEG's luminance blocks are 8x8 and
+  with 4:2:0 chroma subsampling the chroma blocks cover 16x16 pixels, so a 16-aligned crop
+  keeps both grids' phase exactly (an 8-aligned crop could shift the chroma grid by half a
+  block). Images smaller than the crop are zero-padded at the bottom/right (a zero SEL is
+  "no error"; padding there does not move the grid). A horizontal flip is used only when
+  the image width is a multiple of 16: then the flipped block boundaries ``W - 16k`` land
+  on the grid again, and since the 2-D DCT basis of a block is even or odd under mirroring,
+  the flipped image's coefficients equal the original's up to sign, so its quantisation
+  error is exactly that of a flipped-then-compressed image. Vertical flips are not used
+  (photographs have an up direction; the same grid argument would need H % 16 == 0).
+- **Balanced classes.** Each epoch holds every image of the larger class once and the
+  smaller class oversampled (without replacement within a pass) up to the same count.
+- **Model selection** on the validation split only (never test): validation AUC of
+  full-resolution images, early stopping after ``train.patience`` epochs without gain.
+- **Schedule.** AdamW, linear warm-up over the first epoch, cosine decay to 0 at
+  ``train.epochs``.
+- **Determinism.** The seed fixes the initial weights; the order and augmentations of
+  epoch e depend only on ``(seed, e)``, so a resumed run replays exactly the epochs an
+  uninterrupted run would have run.
+- **Resume.** After every epoch ``<out.parent>/resume/last.pt`` holds model, optimizer,
+  scheduler and RNG states, the epoch, the best-so-far model and the log history. It is
+  deliberately not the declared output (Snakemake deletes declared outputs before a rerun).
+  Running the same command again continues after the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path, read_rgb
+from weakloc.manifest import read_manifest
+from weakloc.sel import signed_error_level
+from weakloc.wcbnet import WCBnet, build_wcbnet, model_sections, save_checkpoint
+
+#: Crop offsets are multiples of this (the 4:2:0 chroma block size in pixels, a multiple of 8).
+GRID = 16
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+RESUME_VERSION = 1
+
+
+# --------------------------------------------------------------------------- devices
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise WeaklocError("key train.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on CUDA devices that support it, else fp16 on CUDA; None (fp32) on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """An autocast context for ``device`` (a no-op context when ``dtype`` is None)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU threads to ``threads`` or to every core this process may use."""
+    if threads:
+        n = int(threads)
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return int(n)
+
+
+# --------------------------------------------------------------------------- data
+
+def sel_of_file(path: str | Path, sel_config: dict) -> np.ndarray:
+    """``(3Q, H, W) float32`` SEL of the image file at ``path`` (``sel`` config section)."""
+    return signed_error_level(read_rgb(path), sel_config["qualities"], float(sel_config["scale"]))
+
+
+def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) -> np.ndarray:
+    """A ``(C, size, size)`` crop of ``sel`` (C, H, W) that keeps the JPEG grid phase.
+
+    The offset is a uniformly drawn multiple of :data:`GRID`; a dimension smaller than
+    ``size`` is zero-padded at its end. With ``flip`` and ``W % GRID == 0`` the crop is
+    mirrored left-right with probability 1/2 (see the module docstring for why that is exact).
+    """
+    c, h, w = sel.shape
+    if flip and w % GRID == 0 and rng.random() < 0.5:
+        sel = sel[:, :, ::-1]
+    oy = GRID * int(rng.integers(0, (h - size) // GRID + 1)) if h > size else 0
+    ox = GRID * int(rng.integers(0, (w - size) // GRID + 1)) if w > size else 0
+    out = np.zeros((c, size, size), dtype=np.float32)
+    crop = sel[:, oy:oy + size, ox:ox + size]
+    out[:, :crop.shape[1], :crop.shape[2]] = crop
+    return out
+
+
+class TrainImages(torch.utils.data.Dataset):
+    """Training samples: ``(sel crop (C, S, S) float32, label float32)``.
+
+    Reads only the image files (never masks). ``plan`` is the epoch's list of
+    ``(row index, augmentation seed)``; :meth:`set_plan` replaces it each epoch.
+    """
+
+    def __init__(self, paths: list[str], labels: np.ndarray, sel_config: dict, crop_size: int) -> None:
+        self.paths = paths
+        self.labels = labels.astype(np.float32)
+        self.sel_config = sel_config
+        self.crop_size = crop_size
+        self.plan: list[tuple[int, int]] = []
+
+    def set_plan(self, plan: list[tuple[int, int]]) -> None:
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int):
+        row, aug_seed = self.plan[i]
+        sel = sel_of_file(self.paths[row], self.sel_config)
+        crop = grid_crop(sel, self.crop_size, np.random.default_rng(aug_seed), flip=True)
+        return torch.from_numpy(crop), torch.tensor(self.labels[row])
+
+
+def balanced_epoch_plan(labels: np.ndarray, seed: int, epoch: int) -> list[tuple[int, int]]:
+    """The epoch's ``(row, augmentation seed)`` list, classes balanced, order shuffled.
+
+    Depends only on ``(labels, seed, epoch)``. Every image of the larger class appears once;
+    the smaller class is repeated (each pass a fresh permutation) up to the same count.
+    """
+    rng = np.random.default_rng([seed, epoch, 7919])
+    groups = [np.flatnonzero(labels == c) for c in (0, 1)]
+    groups = [g for g in groups if g.size]
+    n = max(g.size for g in groups)
+    rows = []
+    for g in groups:
+        reps = [rng.permutation(g) for _ in range(math.ceil(n / g.size))]
+        rows.append(np.concatenate(reps)[:n])
+    order = rng.permutation(np.concatenate(rows))
+    aug = rng.integers(0, 2**31 - 1, size=order.size)
+    return [(int(r), int(a)) for r, a in zip(order, aug)]
+
+
+def size_batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Group indices of equal ``(H, W)`` into batches of at most ``batch_size`` (input order kept)."""
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, s in enumerate(shapes):
+        by_shape.setdefault(tuple(s), []).append(i)
+    batches = []
+    for idx in by_shape.values():
+        batches += [idx[j:j + batch_size] for j in range(0, len(idx), batch_size)]
+    return sorted(batches, key=lambda b: b[0])
+
+
+@torch.no_grad()
+def image_logits(model: WCBnet, sels: list[np.ndarray], device: torch.device, batch_size: int = 16,
+                 amp: torch.dtype | None = None, progress: str | None = None) -> np.ndarray:
+    """``(N,) float64`` image logits of full-resolution SELs (each ``(C, H, W) float32``).
+
+    Images of equal size share a batch; nothing is resized or cropped.
+    """
+    model.eval()
+    out = np.zeros(len(sels), dtype=np.float64)
+    batches = size_batches([s.shape[1:] for s in sels], batch_size)
+    for batch in tqdm(batches, desc=progress, disable=progress is None, file=sys.stderr, leave=False):
+        x = torch.from_numpy(np.stack([sels[i] for i in batch])).to(device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logit = model(x).logit.float()
+        out[batch] = logit.cpu().numpy()
+    return out
+
+
+def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC (scikit-learn) or NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, scores))
+
+
+# --------------------------------------------------------------------------- loss
+
+def wcbnet_loss(out, y: torch.Tensor, block_loss_weight: float) -> torch.Tensor:
+    """``BCE(logit, y) + block_loss_weight * mean over blocks of BCE(s_b, y)`` (a scalar)."""
+    loss = F.binary_cross_entropy_with_logits(out.logit.float(), y)
+    if block_loss_weight > 0:
+        yb = y[:, None].expand_as(out.block_logits)
+        loss = loss + block_loss_weight * F.binary_cross_entropy_with_logits(out.block_logits.float(), yb)
+    return loss
+
+
+# --------------------------------------------------------------------------- resume state
+
+def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
+    """A hash of what determines the training run (not the time budget, threads or device).
+
+    A resume state with another fingerprint belongs to another run and is not reused.
+    """
+    train = {k: v for k, v in config["train"].items()
+             if k not in ("time_budget_minutes", "threads", "num_workers", "device")}
+    payload = {
+        "sections": model_sections(config),
+        "train": train,
+        "seed": int(seed),
+        "rows": manifest[["id", "split", "label"]].astype(str).values.tolist(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def resume_path(out_path: str | Path) -> Path:
+    """Where the per-epoch resume state of the run writing ``out_path`` lives."""
+    return Path(out_path).parent / "resume" / "last.pt"
+
+
+def _save_resume(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_resume(path: Path, fingerprint: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt file: start over rather than fail the run
+        print(f"weakloc train: ignoring unreadable resume state {path} ({exc.__class__.__name__})", file=sys.stderr)
+        return None
+    if not isinstance(state, dict) or state.get("version") != RESUME_VERSION:
+        print(f"weakloc train: ignoring resume state {path} of another version", file=sys.stderr)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        print(f"weakloc train: resume state {path} belongs to another run (config, seed or data differ); "
+              "starting over", file=sys.stderr)
+        return None
+    return state
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    df = pd.DataFrame(history, columns=LOG_COLUMNS)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def _better(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
+    """Validation AUC decides; the validation loss breaks ties and replaces an undefined AUC."""
+    if best_loss == math.inf:
+        return True
+    if math.isnan(auc) or math.isnan(best_auc):
+        return loss < best_loss
+    if auc > best_auc + 1e-9:
+        return True
+    return abs(auc - best_auc) <= 1e-9 and loss < best_loss
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- training
+
+def _epoch(model, loader, optimizer, scheduler, scaler, device, amp, block_loss_weight, desc) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, file=sys.stderr, leave=False)
+    for x, y in bar:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(device)
+        with autocast(device, amp):
+            out = model(x)
+        loss = wcbnet_loss(out, y, block_loss_weight)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _lr_lambda(warmup_steps: int, total_steps: int):
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: str | Path,
+                 log_csv: str | Path) -> dict:
+    """Train WCBnet on the manifest's ``train`` split with image labels only.
+
+    Args:
+        manifest_path: prepared dataset's ``manifest.csv`` (``train`` and ``val`` rows used).
+        config: validated configuration (``sel``, ``model``, ``train`` sections read).
+        seed: training seed (initial weights, epoch order, augmentations).
+        out_path: the best model on validation AUC, written with
+            :func:`weakloc.wcbnet.save_checkpoint` (``meta``: ``epoch``, ``val_auc``,
+            ``val_loss``, ``seed``).
+        log_csv: per-epoch log, columns ``epoch,train_loss,val_loss,val_auc,lr,seconds``,
+            rewritten atomically after every epoch.
+
+    Returns:
+        ``{"best_epoch", "best_val_auc", "epochs_run", "stop_reason", "seconds"}``;
+        ``stop_reason`` is ``max_epochs``, ``early_stop`` or ``time_budget``.
+    """
+    out_path, log_csv = Path(out_path), Path(log_csv)
+    tcfg = config["train"]
+    manifest_path = Path(manifest_path)
+    df = read_manifest(manifest_path)
+    train_df = df[df["split"] == "train"].reset_index(drop=True)
+    val_df = df[df["split"] == "val"].reset_index(drop=True)
+    if train_df.empty:
+        raise WeaklocError(f"{manifest_path}: no rows with split 'train'")
+    if val_df.empty:
+        raise WeaklocError(f"{manifest_path}: no rows with split 'val' (needed for model selection)")
+    train_labels = train_df["label"].to_numpy()
+    if len(np.unique(train_labels)) < 2:
+        raise WeaklocError(f"{manifest_path}: the train split needs both authentic (0) and manipulated (1) images")
+
+    device = resolve_device(tcfg["device"])
+    amp = autocast_dtype(device)
+    if device.type == "cpu":
+        set_threads(tcfg["threads"])
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+    model = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
+    batch_size = int(tcfg["batch_size"])
+    n_per_epoch = 2 * int(max(np.sum(train_labels == 0), np.sum(train_labels == 1)))
+    steps_per_epoch = math.ceil(n_per_epoch / batch_size)
+    total_steps = steps_per_epoch * int(tcfg["epochs"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(steps_per_epoch, total_steps))
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+
+    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]))
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=int(tcfg["num_workers"]),
+        pin_memory=device.type == "cuda", drop_last=False, generator=generator,
+        persistent_workers=False,
+    )
+
+    # Validation SELs are computed once: full resolution, no augmentation.
+    val_labels = val_df["label"].to_numpy()
+    val_sels = [sel_of_file(p, config["sel"]) for p in
+                tqdm(val_df["image"], desc="validation SEL", file=sys.stderr, leave=False)]
+
+    fingerprint = run_fingerprint(config, seed, df)
+    rpath = resume_path(out_path)
+    state = _load_resume(rpath, fingerprint)
+    history: list[dict] = []
+    start_epoch, best_auc, best_loss, best_epoch, stale, elapsed = 1, float("nan"), math.inf, 0, 0, 0.0
+    best_state = None
+    stop_reason = None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        best_auc, best_loss = float(state["best_auc"]), float(state["best_loss"])
+        best_epoch, stale, elapsed = int(state["best_epoch"]), int(state["stale"]), float(state["elapsed"])
+        best_state = state["best_model"]
+        stop_reason = state.get("stop_reason")
+        if stop_reason == "time_budget":
+            stop_reason = None  # the budget may have grown: re-check below
+        print(f"weakloc train: resuming after epoch {start_epoch - 1} from {rpath}", file=sys.stderr)
+
+    budget = tcfg["time_budget_minutes"]
+    budget_s = None if budget is None else 60.0 * float(budget)
+    epochs = int(tcfg["epochs"])
+    epoch = start_epoch
+    while stop_reason is None:
+        if epoch > epochs:
+            stop_reason = "max_epochs"
+            break
+        if stale >= int(tcfg["patience"]):
+            stop_reason = "early_stop"
+            break
+        mean_epoch = elapsed / len(history) if history else 0.0
+        if budget_s is not None and history and elapsed + mean_epoch > budget_s:
+            stop_reason = "time_budget"
+            break
+        t0 = time.perf_counter()
+        dataset.set_plan(balanced_epoch_plan(train_labels, seed, epoch))
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss = _epoch(model, loader, optimizer, scheduler, scaler, device, amp,
+                            float(tcfg["block_loss_weight"]), desc=f"epoch {epoch}/{epochs}")
+        logits = image_logits(model, val_sels, device, batch_size=batch_size, amp=amp)
+        val_loss = float(F.binary_cross_entropy_with_logits(
+            torch.from_numpy(logits), torch.from_numpy(val_labels.astype(np.float64))))
+        val_auc = auc_or_nan(val_labels, logits)
+        seconds = time.perf_counter() - t0
+        elapsed += seconds
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                        "val_auc": val_auc, "lr": lr, "seconds": seconds})
+        if _better(val_auc, val_loss, best_auc, best_loss):
+            best_auc, best_loss, best_epoch, stale = val_auc, val_loss, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed)
+        else:
+            stale += 1
+        _write_log(log_csv, history)
+        _save_resume(rpath, {
+            "version": RESUME_VERSION, "fingerprint": fingerprint, "epoch": epoch,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+            "rng": _rng_state(), "history": history, "best_auc": best_auc, "best_loss": best_loss,
+            "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed, "best_model": best_state,
+            "stop_reason": None,
+        })
+        print(f"epoch {epoch}: train_loss {train_loss:.4f} val_loss {val_loss:.4f} val_auc {val_auc:.4f} "
+              f"({seconds:.1f} s)", file=sys.stderr)
+        epoch += 1
+
+    # Final state: the declared outputs are (re)written from the best model and the history,
+    # which also restores them when Snakemake deleted them before a rerun of a finished run.
+    if best_state is not None:
+        _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed)
+    _write_log(log_csv, history)
+    if rpath.is_file():
+        final = torch.load(rpath, map_location="cpu", weights_only=True)
+        if final.get("stop_reason") != stop_reason:
+            final["stop_reason"] = stop_reason
+            _save_resume(rpath, final)
+    return {"best_epoch": best_epoch, "best_val_auc": best_auc, "epochs_run": len(history),
+            "stop_reason": stop_reason, "seconds": elapsed}
+
+
+def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: float,
+               loss: float, seed: int) -> None:
+    """Write the best weights ``best_state`` (CPU tensors) to ``out_path``."""
+    best = build_wcbnet(config)
+    best.load_state_dict(best_state)
+    save_checkpoint(out_path, best, config, {
+        "epoch": int(epoch), "val_auc": None if math.isnan(auc) else float(auc),
+        "val_loss": float(loss), "seed": int(seed),
+    })

@@ -1,0 +1,88 @@
+"""Per-block activation maps (METHOD.md step 3) on a small, randomly initialised WCBnet."""
+
+import numpy as np
+import pytest
+import torch
+
+from weakloc.cams import block_maps, receptive_radius, upsample_cells
+from weakloc.config import validate_config
+from weakloc.errors import WeaklocError
+from weakloc.wcbnet import build_wcbnet, model_sections
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
+    model = build_wcbnet(cfg).eval()
+    return model, {"config": model_sections(cfg)}
+
+
+def image(h, w, seed=0):
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("method", ["score", "gradcam"])
+@pytest.mark.parametrize("hw", [(64, 64), (37, 101), (1, 1), (9, 8)])
+def test_shapes_and_range(tiny, method, hw):
+    model, meta = tiny
+    bm = block_maps(model, meta, image(*hw), method=method)
+    assert bm.maps.shape == (3, *hw) and bm.maps.dtype == np.float32
+    assert bm.maps.min() >= 0.0 and bm.maps.max() <= 1.0
+    assert bm.weights.shape == (3,) and bm.weights.sum() == pytest.approx(1.0, abs=1e-5)
+    assert 0.0 <= bm.prob <= 1.0 and bm.block_probs.shape == (3,)
+
+
+def test_score_maps_are_the_sigmoid_of_the_score_cells(tiny):
+    model, meta = tiny
+    rgb = image(32, 48, seed=1)
+    bm = block_maps(model, meta, rgb)
+    from weakloc.sel import signed_error_level
+
+    sel = meta["config"]["sel"]
+    with torch.no_grad():
+        out = model(torch.from_numpy(signed_error_level(rgb, sel["qualities"], sel["scale"]))[None])
+    # Block 1 is at full resolution: its map is exactly sigmoid(S_1); block 3 (stride 4) at
+    # its cell centres (pixels 4j) equals sigmoid of the cell.
+    np.testing.assert_allclose(bm.maps[0], torch.sigmoid(out.score_maps[0])[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(bm.maps[2][::4, ::4], torch.sigmoid(out.score_maps[2])[0, 0].numpy(), atol=1e-6)
+    assert bm.prob == pytest.approx(float(torch.sigmoid(out.logit)[0]), abs=1e-6)
+    np.testing.assert_allclose(bm.weights, out.block_weights[0].numpy(), atol=1e-6)
+
+
+def test_gradcam_maps_are_scaled_to_their_peak(tiny):
+    model, meta = tiny
+    bm = block_maps(model, meta, image(48, 48, seed=2), method="gradcam")
+    for m in bm.maps:
+        assert m.max() == pytest.approx(1.0, abs=1e-6) or m.max() == 0.0
+
+
+def test_large_images_run_in_grid_aligned_tiles_with_the_same_result(tiny):
+    model, meta = tiny
+    rgb = image(300, 245, seed=3)
+    whole = block_maps(model, meta, rgb, max_side=None)
+    tiled = block_maps(model, meta, rgb, max_side=160)
+    np.testing.assert_allclose(tiled.maps, whole.maps, atol=1e-5)
+    assert tiled.prob == pytest.approx(whole.prob, abs=1e-5)
+    np.testing.assert_allclose(tiled.weights, whole.weights, atol=1e-5)
+    g = block_maps(model, meta, rgb, method="gradcam", max_side=160)
+    assert g.maps.shape == (3, 300, 245) and g.prob == pytest.approx(whole.prob, abs=1e-5)
+
+
+def test_upsampling_puts_cells_at_their_centres():
+    cells = torch.tensor([[[[0.0, 1.0, 0.5]]]])  # one row of 3 cells, stride 4
+    up = upsample_cells(cells, 4, (1, 11))[0, 0, 0].numpy()
+    np.testing.assert_allclose(up, [0, 0.25, 0.5, 0.75, 1, 0.875, 0.75, 0.625, 0.5, 0.5, 0.5], atol=1e-6)
+
+
+def test_receptive_radius_of_the_default_model():
+    model = build_wcbnet(validate_config({}))
+    assert receptive_radius(model) == 23
+
+
+def test_bad_input(tiny):
+    model, meta = tiny
+    with pytest.raises(WeaklocError, match="unknown method"):
+        block_maps(model, meta, image(8, 8), method="cam")
+    with pytest.raises(WeaklocError, match="uint8 image"):
+        block_maps(model, meta, np.zeros((8, 8)))

@@ -1,0 +1,94 @@
+"""The configuration: schema defaults, errors that name the key, and every shipped config valid."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from weakloc.config import ConfigError, SCHEMA_PATH, load_config, sections, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = [ROOT / "config.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]
+
+
+def test_defaults_fill_every_section():
+    cfg = validate_config({})
+    assert cfg["dataset"]["name"] == "synthetic"
+    assert cfg["train"]["epochs"] >= 1
+    assert cfg["refine"]["base_rate"] == 0.5
+    assert cfg["segmenters"]["sam"]["model_type"] == "vit_t"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    # A named config is layered over config.yaml, as `snakemake --configfile` does.
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    layer = yaml.safe_load(path.read_text())
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    validate_config(base, str(path))
+
+
+def test_misspelled_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown key train\.epcohs"):
+        validate_config({"train": {"epcohs": 3}}, "my.yaml")
+
+
+def test_wrong_type_is_named_with_the_source():
+    with pytest.raises(ConfigError, match=r"^my\.yaml: key train\.epochs: 'ten' is not of type 'integer'"):
+        validate_config({"train": {"epochs": "ten"}}, "my.yaml")
+
+
+def test_unknown_choice_is_named():
+    with pytest.raises(ConfigError, match=r"key fusion\.methods\.0"):
+        validate_config({"fusion": {"methods": ["median"]}})
+
+
+def test_splits_must_sum_to_one():
+    with pytest.raises(ConfigError, match="dataset.splits"):
+        validate_config({"dataset": {"splits": {"train": 0.9, "val": 0.2, "test": 0.1}}})
+
+
+def test_missing_and_malformed_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+
+
+def test_json_sections_override_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\nsel:\n  qualities: [80]\n")
+    cfg = load_config(path, json.dumps({"train": {"epochs": 5}}))
+    assert cfg["train"]["epochs"] == 5
+    assert cfg["sel"]["qualities"] == [80]
+
+
+def test_sections_is_stable_json():
+    cfg = validate_config({})
+    text = sections(cfg, "refine", "sel")
+    assert json.loads(text) == {"refine": cfg["refine"], "sel": cfg["sel"]}
+    assert text == sections(validate_config({}), "refine", "sel")
+
+
+def test_workflow_schema_is_the_package_schema():
+    assert (ROOT / "workflow/schemas/config.schema.yaml").resolve() == SCHEMA_PATH.resolve()
+
+
+def test_every_key_has_a_description_and_a_default():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            where = f"{path}.{name}".lstrip(".")
+            assert "description" in sub, f"{where} has no description"
+            assert "default" in sub, f"{where} has no default"
+            walk(sub, where)
+
+    walk(schema, "")

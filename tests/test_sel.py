@@ -1,0 +1,70 @@
+"""Signed error level: shape, dtype, sign, scale, determinism, bad input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from weakloc.errors import WeaklocError
+from weakloc.sel import JPEG_OPTIONS, recompress, signed_error_level
+
+
+def _image(h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_shape_dtype_and_channel_order_for_several_qualities():
+    rgb = _image(37, 53)  # odd sizes: JPEG pads partial blocks, SEL keeps the image size
+    sel = signed_error_level(rgb, [90, 75], 4.0)
+    assert sel.shape == (6, 37, 53) and sel.dtype == np.float32
+    np.testing.assert_array_equal(sel[3:], signed_error_level(rgb, [75], 4.0))
+    np.testing.assert_array_equal(sel[:3], signed_error_level(rgb, [90], 4.0))
+
+
+def test_sign_and_scale_match_the_definition():
+    rgb = _image()
+    rec = recompress(rgb, 80)
+    expected = np.moveaxis(rgb.astype(np.float32) - rec.astype(np.float32), 2, 0) / 5.0
+    sel = signed_error_level(rgb, [80], 5.0)
+    np.testing.assert_allclose(sel, expected, rtol=0, atol=1e-6)
+    assert (sel > 0).any() and (sel < 0).any()  # signed, not an absolute error level
+    np.testing.assert_allclose(signed_error_level(rgb, [80], 1.0), 5.0 * sel, rtol=1e-6)
+
+
+def test_known_case_flat_bright_image_has_zero_sel_and_recompress_uses_fixed_options():
+    flat = np.full((16, 16, 3), 200, dtype=np.uint8)  # a flat image survives JPEG exactly
+    assert np.all(signed_error_level(flat, [90], 8.0) == 0)
+    rgb = _image(24, 24)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=70, **JPEG_OPTIONS)
+    buf.seek(0)
+    np.testing.assert_array_equal(recompress(rgb, 70), np.asarray(Image.open(buf).convert("RGB")))
+    assert JPEG_OPTIONS["subsampling"] == 0  # 4:4:4, documented
+
+
+def test_deterministic():
+    rgb = _image()
+    np.testing.assert_array_equal(signed_error_level(rgb, [90], 8.0), signed_error_level(rgb.copy(), [90], 8.0))
+
+
+def test_a_jpeg_at_the_same_quality_has_a_smaller_sel_than_an_uncompressed_image():
+    rng = np.random.default_rng(1)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC))
+    once = recompress(smooth, 90)
+    assert np.abs(signed_error_level(once, [90], 1.0)).mean() < np.abs(signed_error_level(smooth, [90], 1.0)).mean()
+
+
+@pytest.mark.parametrize("rgb,qualities,scale", [
+    (np.zeros((8, 8), np.uint8), [90], 1.0),
+    (np.zeros((8, 8, 3), np.float32), [90], 1.0),
+    (np.zeros((8, 8, 3), np.uint8), [], 1.0),
+    (np.zeros((8, 8, 3), np.uint8), [0], 1.0),
+    (np.zeros((8, 8, 3), np.uint8), [90], 0.0),
+])
+def test_bad_input_is_a_weakloc_error(rgb, qualities, scale):
+    with pytest.raises(WeaklocError):
+        signed_error_level(rgb, qualities, scale)

@@ -1,0 +1,243 @@
+"""Training WCBnet: learns a toy task, determinism, resume, image labels only, time budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from weakloc.config import validate_config
+from weakloc.errors import WeaklocError
+from weakloc.manifest import write_manifest
+from weakloc.training import GRID, balanced_epoch_plan, grid_crop, train_wcbnet
+
+
+def make_toy_dataset(root: Path, n_per_class: int = 12, size: int = 48, seed: int = 0) -> Path:
+    """A tiny forgery task: authentic = one JPEG at q=70; manipulated = the same kind of image
+    with a square pasted from an uncompressed (noisy) source, so its SEL differs there.
+
+    The masks are real files here; ``test_masks_are_never_read`` removes them.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rows = []
+    for i in range(2 * n_per_class):
+        label = i % 2
+        base = rng.normal(128, 30, (size // 8, size // 8, 3))
+        img = np.asarray(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+        buf = root / "tmp.jpg"
+        Image.fromarray(img).save(buf, quality=70)
+        img = np.asarray(Image.open(buf).convert("RGB")).copy()
+        mask = np.zeros((size, size), bool)
+        if label:
+            s = size // 2
+            y, x = rng.integers(0, size - s, 2)
+            img[y:y + s, x:x + s] = np.clip(rng.normal(128, 40, (s, s, 3)), 0, 255).astype(np.uint8)
+            mask[y:y + s, x:x + s] = True
+        ident = f"toy{i:03d}"
+        Image.fromarray(img).save(root / "images" / f"{ident}.png")
+        mpath = root / "masks" / f"{ident}.png"
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mpath)
+        split = ["train", "train", "train", "val", "test"][(i // 2) % 5] if i >= 4 else ("train" if i < 2 else "val")
+        rows.append({"id": ident, "split": split, "label": label, "image": f"images/{ident}.png",
+                     "mask": f"masks/{ident}.png", "width": size, "height": size, "source": "toy"})
+    buf.unlink()
+    df = pd.DataFrame(rows)
+    write_manifest(df, root / "manifest.csv")
+    return root / "manifest.csv"
+
+
+TINY = {"sel": {"qualities": [90]},
+        "model": {"widths": [8, 16], "token_dim": 8},
+        "train": {"epochs": 4, "batch_size": 8, "crop_size": 32, "lr": 0.01, "patience": 10, "threads": 1}}
+
+
+def tiny_config(**train):
+    cfg = {k: dict(v) for k, v in TINY.items()}
+    cfg["train"].update(train)
+    return validate_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp("toy"))
+
+
+def _weights(path):
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return payload["state_dict"]
+
+
+def test_small_model_learns_the_toy_task_and_detect_scores_the_test_split(toy, tmp_path):
+    from weakloc.detection import detect
+
+    out = tmp_path / "ck" / "wcbnet.pt"
+    summary = train_wcbnet(toy, tiny_config(epochs=6), 0, out, tmp_path / "log.csv")
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+    assert list(log["epoch"]) == [1, 2, 3, 4, 5, 6] and summary["stop_reason"] == "max_epochs"
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    assert summary["best_val_auc"] >= 0.8
+    metrics = detect(toy, out, "train", tmp_path / "scores.csv", tmp_path / "metrics.json", device="cpu")
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert list(scores.columns) == ["id", "label", "score"] and len(scores) == 14
+    assert scores["score"].between(0, 1).all()
+    assert metrics["auc"] >= 0.8 and metrics["accuracy"] > 0.6  # above chance (0.5)
+    meta_auc = torch.load(out, weights_only=True)["meta"]["val_auc"]
+    assert meta_auc == pytest.approx(summary["best_val_auc"])
+
+
+def test_masks_are_never_read(toy, tmp_path, monkeypatch):
+    import weakloc.io
+
+    # the manifest names mask files that do not exist, and reading any mask fails loudly
+    root = tmp_path / "nomasks"
+    df = pd.read_csv(toy)
+    df["mask"] = [f"missing/{i}.png" for i in df["id"]]
+    root.mkdir()
+    df["image"] = [str(toy.parent / p) for p in df["image"]]
+    df.to_csv(root / "manifest.csv", index=False)
+
+    def forbidden(*a, **k):
+        raise AssertionError("training read a mask")
+
+    monkeypatch.setattr(weakloc.io, "read_mask", forbidden)
+    summary = train_wcbnet(root / "manifest.csv", tiny_config(epochs=1), 0, tmp_path / "w.pt", tmp_path / "l.csv")
+    assert summary["epochs_run"] == 1 and (tmp_path / "w.pt").is_file()
+
+
+def test_fixed_seed_gives_identical_weights_and_another_seed_does_not(toy, tmp_path):
+    cfg = tiny_config(epochs=2)
+    train_wcbnet(toy, cfg, 3, tmp_path / "a" / "w.pt", tmp_path / "a" / "log.csv")
+    train_wcbnet(toy, cfg, 3, tmp_path / "b" / "w.pt", tmp_path / "b" / "log.csv")
+    train_wcbnet(toy, cfg, 4, tmp_path / "c" / "w.pt", tmp_path / "c" / "log.csv")
+    a, b, c = (_weights(tmp_path / d / "w.pt") for d in "abc")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_killed_run_resumes_from_the_last_epoch_and_ends_like_an_uninterrupted_one(toy, tmp_path, monkeypatch):
+    import weakloc.training as training
+
+    cfg = tiny_config(epochs=4, patience=10)
+    full = tmp_path / "full"
+    train_wcbnet(toy, cfg, 0, full / "w.pt", full / "log.csv")
+
+    part = tmp_path / "part"
+    real_epoch = training._epoch
+    calls = {"n": 0}
+
+    def dying_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed during epoch 3
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_epoch", dying_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_wcbnet(toy, cfg, 0, part / "w.pt", part / "log.csv")
+    assert len(pd.read_csv(part / "log.csv")) == 2
+    assert training.resume_path(part / "w.pt") == part / "resume" / "last.pt"
+    assert (part / "resume" / "last.pt").is_file()
+
+    monkeypatch.setattr(training, "_epoch", real_epoch)
+    (part / "w.pt").unlink()  # Snakemake deletes declared outputs before a rerun
+    (part / "log.csv").unlink()
+    summary = train_wcbnet(toy, cfg, 0, part / "w.pt", part / "log.csv")
+    assert summary["epochs_run"] == 4
+    log_full, log_part = pd.read_csv(full / "log.csv"), pd.read_csv(part / "log.csv")
+    cols = ["epoch", "train_loss", "val_loss", "val_auc", "lr"]
+    pd.testing.assert_frame_equal(log_full[cols], log_part[cols], rtol=1e-4)
+    a, b = _weights(full / "w.pt"), _weights(part / "w.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    last_full = torch.load(full / "resume" / "last.pt", weights_only=True)["model"]
+    last_part = torch.load(part / "resume" / "last.pt", weights_only=True)["model"]
+    for k in last_full:
+        torch.testing.assert_close(last_full[k], last_part[k], rtol=1e-4, atol=1e-5)
+
+    # a finished run run again trains nothing and rewrites its outputs
+    (part / "w.pt").unlink()
+    again = train_wcbnet(toy, cfg, 0, part / "w.pt", part / "log.csv")
+    assert again["epochs_run"] == 4 and (part / "w.pt").is_file()
+
+
+def test_resume_state_of_another_run_is_not_reused(toy, tmp_path):
+    train_wcbnet(toy, tiny_config(epochs=1), 0, tmp_path / "w.pt", tmp_path / "log.csv")
+    summary = train_wcbnet(toy, tiny_config(epochs=2, lr=0.02), 0, tmp_path / "w.pt", tmp_path / "log.csv")
+    assert summary["epochs_run"] == 2
+    assert len(pd.read_csv(tmp_path / "log.csv")) == 2
+
+
+def test_time_budget_stops_gracefully(toy, tmp_path):
+    summary = train_wcbnet(toy, tiny_config(epochs=50, time_budget_minutes=1e-5), 0, tmp_path / "w.pt",
+                           tmp_path / "log.csv")
+    assert summary["stop_reason"] == "time_budget" and summary["epochs_run"] == 1
+    assert (tmp_path / "w.pt").is_file()
+
+
+def test_early_stopping_on_validation_auc(toy, tmp_path):
+    # val AUC is 1.0 from the first epoch on the toy task, so it cannot improve afterwards
+    summary = train_wcbnet(toy, tiny_config(epochs=20, patience=2), 0, tmp_path / "w.pt", tmp_path / "log.csv")
+    assert summary["stop_reason"] == "early_stop"
+    assert summary["epochs_run"] == summary["best_epoch"] + 2
+
+
+def test_grid_crop_keeps_the_jpeg_grid_and_pads_small_images():
+    rng = np.random.default_rng(0)
+    h, w = 100, 120  # 120 % 16 != 0: no flips
+    sel = np.arange(h * w, dtype=np.float32).reshape(1, h, w)
+    for _ in range(50):
+        crop = grid_crop(sel, 48, rng, flip=True)
+        y0, x0 = divmod(int(crop[0, 0, 0]), w)
+        assert y0 % GRID == 0 and x0 % GRID == 0
+        np.testing.assert_array_equal(crop[0], sel[0, y0:y0 + 48, x0:x0 + 48])
+    wide = np.arange(32 * 64, dtype=np.float32).reshape(1, 32, 64)  # 64 % 16 == 0: flips allowed
+    flipped = [grid_crop(wide, 32, np.random.default_rng(s), flip=True) for s in range(20)]
+    assert any(np.array_equal(f[0], wide[0, :, ::-1][:, x:x + 32]) for f in flipped for x in (0, 16, 32))
+    small = grid_crop(np.ones((3, 20, 40), np.float32), 32, rng, flip=False)
+    assert small.shape == (3, 32, 32)
+    assert small[:, :20, :32].min() == 1 and small[:, 20:, :].max() == 0
+
+
+def test_balanced_epoch_plan_is_balanced_and_depends_only_on_seed_and_epoch():
+    labels = np.array([0] * 10 + [1] * 3)
+    plan = balanced_epoch_plan(labels, 0, 1)
+    rows = [r for r, _ in plan]
+    assert len(rows) == 20 and sum(labels[rows]) == 10
+    assert set(rows) == set(range(13))
+    assert plan == balanced_epoch_plan(labels, 0, 1) and plan != balanced_epoch_plan(labels, 0, 2)
+
+
+def test_train_split_needs_both_classes(toy, tmp_path):
+    df = pd.read_csv(toy)
+    df = df[(df["split"] != "train") | (df["label"] == 1)]
+    df["image"] = [str(toy.parent / p) for p in df["image"]]
+    df.to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(WeaklocError, match="both authentic"):
+        train_wcbnet(tmp_path / "m.csv", tiny_config(), 0, tmp_path / "w.pt", tmp_path / "l.csv")
+
+
+def test_cli_train_and_detect(toy, tmp_path):
+    import json
+
+    from weakloc.cli import main
+
+    cfg = json.dumps(TINY)
+    ck = tmp_path / "seed0" / "wcbnet.pt"
+    assert main(["train", "--manifest", str(toy), "--seed", "0", "--out", str(ck), "--log",
+                 str(tmp_path / "seed0" / "log.csv"), "--config-json", cfg]) == 0
+    assert main(["detect", "--manifest", str(toy), "--split", "test", "--checkpoint", str(ck),
+                 "--scores", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "m.json"),
+                 "--config-json", cfg]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert {"auc", "accuracy", "f1"} <= set(metrics)
+    assert main(["detect", "--manifest", str(toy), "--checkpoint", str(tmp_path / "none.pt"),
+                 "--scores", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "m.json")]) == 2

@@ -1,0 +1,39 @@
+# WCBnet: training on image-level labels, then image-level detection on the test split.
+
+
+rule train:
+    input:
+        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
+    output:
+        ckpt="checkpoints/{root}/seed{seed}/wcbnet.pt",
+        curve="checkpoints/{root}/seed{seed}/train_log.csv",
+    params:
+        cfg=lambda w: root_config(w.root, "sel", "model", "train"),
+    threads: workflow.cores
+    log:
+        "logs/train/{root}/seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} weakloc train --manifest {input.data}/manifest.csv --seed {wildcards.seed}"
+        " --out {output.ckpt} --log {output.curve} --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule detect:
+    input:
+        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
+        ckpt=rules.train.output.ckpt,
+    output:
+        scores="results/{root}/seed{seed}/detect/scores.csv",
+        metrics="results/{root}/seed{seed}/detect/metrics.json",
+    threads: workflow.cores
+    log:
+        "logs/detect/{root}/seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test"
+        " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule models:
+    """Every checkpoint of the study (all seeds, SEL-ablation models too): the DVC `train` stage."""
+    input:
+        [f"checkpoints/{DATASET}/seed{s}/wcbnet.pt" for s in SEEDS],
+        [f"checkpoints/{DATASET}/{sel}/seed{s}/wcbnet.pt" for s in SEEDS for sel in SEL_ABLATION],
