@@ -3,8 +3,11 @@
 Usage: python benchmarks/bench_segmenters.py [--size 256] [--images 6] [--sam-points 4 6 8]
        [--threads N]
 
-Prints one line per segmenter (and per SAM grid size): mean and min seconds per image over
-the images after one warm-up call, and the mean number of regions. ``sam`` runs only when
+Prints one line per segmenter (and per SAM grid size): mean and min wall-clock seconds per
+image over the images after one warm-up call, the mean CPU seconds per image (all threads
+together: on a shared machine the wall time swells with the load, the CPU time much less;
+CPU seconds / cores is what the segmenter adds to a run whose cores are all busy), and the
+mean number of regions. ``sam`` runs only when
 weights/mobile_sam.pt exists (``weakloc weights mobile-sam``). Torch uses its default
 thread count unless --threads is given; note what else runs on the machine when reading
 the numbers.
@@ -40,14 +43,15 @@ def bench(name: str, settings: dict, images: list[np.ndarray], label: str) -> No
     seg = build_segmenter(name, settings)
     build = time.perf_counter() - t0
     seg(images[0])  # warm-up
-    times, regions = [], []
+    times, cpu, regions = [], [], []
     for rgb in images:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         labels = seg(rgb)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         regions.append(int(labels.max()) + 1)
     print(f"{label:<22} {np.mean(times):7.3f} s/img (min {np.min(times):.3f})  "
-          f"regions {np.mean(regions):6.1f}  build {build:.1f} s", flush=True)
+          f"cpu {np.mean(cpu):7.3f} s/img  regions {np.mean(regions):6.1f}  build {build:.1f} s", flush=True)
 
 
 def main() -> None:

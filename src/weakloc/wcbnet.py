@@ -138,10 +138,13 @@ class WCBnet(nn.Module):
         pooling: ``topk`` | ``mean`` | ``max``: how a score map becomes a block score.
         topk_fraction: fraction of a score map's values averaged by ``topk`` pooling.
         convs_per_block: 3x3 convolutions per block.
+        stem_stride: 1 = block 1 reads the SEL at full resolution; 2, 4 or 8 = a stem of
+            non-overlapping ``s x s`` patches (a ``s x s`` convolution with stride ``s``, aligned
+            with the 8x8 JPEG grid) comes first, so block b works at ``1 / (s * 2**(b-1))``.
     """
 
     def __init__(self, in_channels: int, widths: list[int], token_dim: int, pooling: str = "topk",
-                 topk_fraction: float = 0.1, convs_per_block: int = 2) -> None:
+                 topk_fraction: float = 0.1, convs_per_block: int = 2, stem_stride: int = 1) -> None:
         super().__init__()
         if pooling not in ("topk", "mean", "max"):
             raise WeaklocError(f"key model.pooling: unknown pooling {pooling!r} (choose topk, mean or max)")
@@ -151,7 +154,18 @@ class WCBnet(nn.Module):
         self.widths = [int(w) for w in widths]
         self.pooling = pooling
         self.topk_fraction = float(topk_fraction)
-        chans = [self.in_channels] + self.widths
+        if stem_stride not in (1, 2, 4, 8):
+            raise WeaklocError(f"key model.stem_stride: must be 1, 2, 4 or 8, got {stem_stride}")
+        self.stem_stride = int(stem_stride)
+        if self.stem_stride > 1:
+            # non-overlapping s x s patches; 8 % s == 0, so patches never straddle a JPEG block edge
+            self.stem = nn.Sequential(
+                nn.Conv2d(self.in_channels, self.widths[0], self.stem_stride, self.stem_stride, bias=False),
+                nn.BatchNorm2d(self.widths[0]), nn.ReLU(inplace=True))
+            chans = [self.widths[0]] + self.widths
+        else:
+            self.stem = nn.Identity()
+            chans = [self.in_channels] + self.widths
         self.blocks = nn.ModuleList(
             ConvBlock(chans[b], chans[b + 1], convs_per_block, downsample=b > 0) for b in range(len(widths))
         )
@@ -166,7 +180,10 @@ class WCBnet(nn.Module):
         """``x``: ``(N, in_channels, H, W)`` float SEL. Returns a :class:`WCBnetOutput`."""
         features: list[torch.Tensor] = []
         score_maps: list[torch.Tensor] = []
-        h = x
+        s = self.stem_stride
+        if s > 1 and (x.shape[-2] % s or x.shape[-1] % s):
+            x = F.pad(x, (0, -x.shape[-1] % s, 0, -x.shape[-2] % s))  # zero SEL at the end: grid kept
+        h = self.stem(x)
         for block, head in zip(self.blocks, self.score_heads):
             h = block(h)
             features.append(h)
@@ -197,6 +214,7 @@ def build_wcbnet(config: dict) -> WCBnet:
         pooling=m["pooling"],
         topk_fraction=float(m["topk_fraction"]),
         convs_per_block=int(m.get("convs_per_block", 2)),
+        stem_stride=int(m.get("stem_stride", 1)),
     )
 
 

@@ -1,12 +1,11 @@
 # Configuration, validated against workflow/schemas/config.schema.yaml, and the target lists.
+# The rules call the `weakloc` command: run Snakemake from the project's environment
+# (`make reproduce`, or `source .venv/bin/activate` first).
 import os
-import sys
+import re
 
 from weakloc.config import sections, validate_config
 from weakloc.segmenters import settings_key
-
-# The rules call the `weakloc` installed beside this Snakemake's interpreter.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
 validate_config(config, source="config (config.yaml, --configfile or --config)")
 
@@ -21,6 +20,9 @@ MAIN_SEGSET = SEGSETS[-1]
 PRIOR_STRENGTHS = config["evaluate"]["prior_strengths"]
 SEL_ABLATION = ["sel-" + "-".join(str(q) for q in qs) for qs in config["evaluate"]["sel_ablation"]]
 BASELINES = config["evaluate"]["baselines"]
+FIRST = f"results/{DATASET}/seed{SEEDS[0]}"  # the seed whose maps the example figure shows
+FIGURES = f"results/{DATASET}/figures"
+DOWNLOADED = {"casia2", "casia1", "columbia", "coverage"}  # datasets with a download step
 
 
 wildcard_constraints:
@@ -44,9 +46,9 @@ def root_dataset(root):
 def root_config(root, *names):
     """The config sections a step of ``root`` reads, as JSON; SEL ablation roots override sel.qualities."""
     cfg = {name: config[name] for name in names}
-    if "/sel-" in root and "sel" in cfg:
-        qualities = [int(q) for q in root.split("/sel-")[1].split("-")]
-        cfg["sel"] = dict(cfg["sel"], qualities=qualities)
+    ablation = re.fullmatch(r"[a-z0-9]+.sel-([0-9-]+)", root)
+    if ablation and "sel" in cfg:
+        cfg["sel"] = dict(cfg["sel"], qualities=[int(q) for q in ablation[1].split("-")])
     return sections(cfg, *names)
 
 
@@ -66,3 +68,59 @@ def final_targets():
         f"{root}/tables",
         *[f"{root}/figures/{name}.png" for name in ("examples", "segmenters", "thresholds", "training")],
     ]
+
+
+def segmenter_weights(w):
+    sam = config["segmenters"]["sam"]
+    if w.segmenter == "sam" and sam["checkpoint"] is None and sam["model_type"] == "vit_t":
+        return rules.fetch_mobile_sam.output
+    return []
+
+
+def refine_config(w):
+    """The refine section; a prior-strength variant sets a = b = strength."""
+    cfg = dict(config["refine"])
+    if w.refine.startswith("prior"):
+        strength = float(w.refine[len("prior"):])
+        cfg.update(prior_a=strength, prior_b=strength)
+    return sections({"refine": cfg}, "refine")
+
+
+def variant_maps(w):
+    """(input folder, folder of maps to score) for a variant name of results/<root>/seed<s>/scores/."""
+    base = f"results/{w.root}/seed{w.seed}"
+    if m := re.fullmatch(r"block(\d+)", w.variant):
+        return f"{base}/cams", f"{base}/cams/block{m[1]}"
+    if m := re.fullmatch(r"fused-(\w+)", w.variant):
+        folder = f"{base}/fused/{m[1]}"
+    elif m := re.fullmatch(r"refined-(\w+)-(\w+)-(prior[0-9.]+)", w.variant):
+        folder = f"{base}/refined/{m[1]}/{m[2]}/{m[3]}"
+    elif m := re.fullmatch(r"refined-(\w+)-(\w+)", w.variant):
+        folder = f"{base}/refined/{m[1]}/{m[2]}/default"
+    elif m := re.fullmatch(r"(sel-[0-9-]+)-fused-(\w+)", w.variant):
+        folder = f"results/{w.root}/{m[1]}/seed{w.seed}/fused/{m[2]}"
+    else:
+        raise ValueError(f"unknown score variant {w.variant!r}")
+    return folder, folder
+
+
+def score_variants():
+    variants = [f"block{b}" for b in BLOCKS]
+    variants += [f"fused-{f}" for f in FUSIONS]
+    variants += [f"refined-{f}-{s}" for f in FUSIONS for s in SEGSETS]
+    variants += [f"refined-{MAIN_FUSION}-{MAIN_SEGSET}-prior{p:g}" for p in PRIOR_STRENGTHS]
+    variants += [f"{sel}-fused-{MAIN_FUSION}" for sel in SEL_ABLATION]
+    return variants
+
+
+def all_scores():
+    root = f"results/{DATASET}"
+    files = [f"{root}/seed{s}/scores/{v}.json" for s in SEEDS for v in score_variants()]
+    files += [f"{root}/seed{s}/detect/metrics.json" for s in SEEDS]
+    files += [f"{root}/{sel}/seed{s}/detect/metrics.json" for s in SEEDS for sel in SEL_ABLATION]
+    files += [f"{root}/baselines/scores/baseline-{b}.json" for b in BASELINES]
+    return files
+
+
+def figure_output(name):
+    return report(f"{FIGURES}/{name}.png", caption=f"../report/figure_{name}.rst", category="Figures")

@@ -1,6 +1,5 @@
 # Datasets: download (public sets) and preparation into images/, masks/ and manifest.csv.
 
-DOWNLOADED = {"casia2", "casia1", "columbia", "coverage"}
 
 
 rule download:
@@ -10,6 +9,8 @@ rule download:
         cfg=lambda w: sections(config, "dataset"),
     log:
         "logs/download/{dataset}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc data download {wildcards.dataset} --config-json {params.cfg:q} --out {output} > {log} 2>&1"
 
@@ -24,5 +25,7 @@ rule prepare:
         raw=lambda w, input: f"--raw {input.raw}" if input.raw else "",
     log:
         "logs/prepare/{dataset}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc data prepare --config-json {params.cfg:q} --out {output} {params.raw} > {log} 2>&1"

@@ -12,6 +12,8 @@ rule train:
     threads: workflow.cores
     log:
         "logs/train/{root}/seed{seed}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc train --manifest {input.data}/manifest.csv --seed {wildcards.seed}"
         " --out {output.ckpt} --log {output.curve} --config-json {params.cfg:q} > {log} 2>&1"
@@ -27,6 +29,8 @@ rule detect:
     threads: workflow.cores
     log:
         "logs/detect/{root}/seed{seed}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test"
         " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics} > {log} 2>&1"

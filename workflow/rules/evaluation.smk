@@ -1,23 +1,4 @@
 # Evaluation: every map folder scored under one protocol, baselines, tables, figures.
-import re
-
-
-def variant_maps(w):
-    """(input folder, folder of maps to score) for a variant name of results/<root>/seed<s>/scores/."""
-    base = f"results/{w.root}/seed{w.seed}"
-    if m := re.fullmatch(r"block(\d+)", w.variant):
-        return f"{base}/cams", f"{base}/cams/block{m[1]}"
-    if m := re.fullmatch(r"fused-(\w+)", w.variant):
-        folder = f"{base}/fused/{m[1]}"
-    elif m := re.fullmatch(r"refined-(\w+)-(\w+)-(prior[0-9.]+)", w.variant):
-        folder = f"{base}/refined/{m[1]}/{m[2]}/{m[3]}"
-    elif m := re.fullmatch(r"refined-(\w+)-(\w+)", w.variant):
-        folder = f"{base}/refined/{m[1]}/{m[2]}/default"
-    elif m := re.fullmatch(r"(sel-[0-9-]+)-fused-(\w+)", w.variant):
-        folder = f"results/{w.root}/{m[1]}/seed{w.seed}/fused/{m[2]}"
-    else:
-        raise ValueError(f"unknown score variant {w.variant!r}")
-    return folder, folder
 
 
 rule score:
@@ -32,6 +13,8 @@ rule score:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         "logs/score/{root}/seed{seed}/{variant}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc score {params.maps} --manifest {input.data}/manifest.csv --split test --suffix .png"
         " --json {output.json} --csv {output.csv} --quiet --config-json {params.cfg:q} > {log} 2>&1"
@@ -45,6 +28,8 @@ rule baseline:
     threads: 1
     log:
         f"logs/baseline/{DATASET}/{{baseline}}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc baseline {wildcards.baseline} --manifest {input.data}/manifest.csv --split test"
         " --out {output} > {log} 2>&1"
@@ -64,24 +49,6 @@ use rule score as score_baseline with:
         f"logs/score/{DATASET}/baselines/{{baseline}}.log",
 
 
-def score_variants():
-    variants = [f"block{b}" for b in BLOCKS]
-    variants += [f"fused-{f}" for f in FUSIONS]
-    variants += [f"refined-{f}-{s}" for f in FUSIONS for s in SEGSETS]
-    variants += [f"refined-{MAIN_FUSION}-{MAIN_SEGSET}-prior{p:g}" for p in PRIOR_STRENGTHS]
-    variants += [f"{sel}-fused-{MAIN_FUSION}" for sel in SEL_ABLATION]
-    return variants
-
-
-def all_scores():
-    root = f"results/{DATASET}"
-    files = [f"{root}/seed{s}/scores/{v}.json" for s in SEEDS for v in score_variants()]
-    files += [f"{root}/seed{s}/detect/metrics.json" for s in SEEDS]
-    files += [f"{root}/{sel}/seed{s}/detect/metrics.json" for s in SEEDS for sel in SEL_ABLATION]
-    files += [f"{root}/baselines/scores/baseline-{b}.json" for b in BASELINES]
-    return files
-
-
 rule tables:
     input:
         all_scores(),
@@ -93,19 +60,16 @@ rule tables:
             category="Tables",
         ),
     params:
+        results=lambda w, output: os.path.dirname(output[0]),
         cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
     log:
         f"logs/tables/{DATASET}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
-        "weakloc tables --results results/{DATASET} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        "weakloc tables --results {params.results} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
 
-FIRST = f"results/{DATASET}/seed{SEEDS[0]}"
-FIGURES = f"results/{DATASET}/figures"
-
-
-def figure_output(name):
-    return report(f"{FIGURES}/{name}.png", caption=f"../report/figure_{name}.rst", category="Figures")
 
 
 rule figure_examples:
@@ -121,6 +85,8 @@ rule figure_examples:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/examples.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc figures examples --manifest {input.data}/manifest.csv --split test --cams {input.cams}"
         " --fused {input.fused} --segments {input.segments} --refined {input.refined}"
@@ -136,6 +102,8 @@ rule figure_segmenters:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/segmenters.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc figures segmenters --scores {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -151,6 +119,8 @@ rule figure_thresholds:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/thresholds.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc figures thresholds --scores {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -164,5 +134,7 @@ rule figure_training:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/training.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc figures training --logs {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"

@@ -12,6 +12,8 @@ rule cams:
     threads: workflow.cores
     log:
         "logs/cams/{root}/seed{seed}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc cams --manifest {input.data}/manifest.csv --split test"
         " --checkpoint {input.ckpt} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
@@ -26,6 +28,8 @@ rule fuse:
         cfg=lambda w: sections(config, "fusion"),
     log:
         "logs/fuse/{root}/seed{seed}/{fusion}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc fuse --cams {input.cams} --method {wildcards.fusion} --out {output}"
         " --config-json {params.cfg:q} > {log} 2>&1"
@@ -36,15 +40,10 @@ rule fetch_mobile_sam:
         "weights/mobile_sam.pt",
     log:
         "logs/weights/mobile_sam.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc weights mobile-sam --out {output} > {log} 2>&1"
-
-
-def segmenter_weights(w):
-    sam = config["segmenters"]["sam"]
-    if w.segmenter == "sam" and sam["checkpoint"] is None and sam["model_type"] == "vit_t":
-        return rules.fetch_mobile_sam.output
-    return []
 
 
 rule segment:
@@ -58,18 +57,11 @@ rule segment:
     threads: 1
     log:
         f"logs/segment/{DATASET}/{{segmenter}}/{{key}}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc segment --manifest {input.data}/manifest.csv --split test"
         " --segmenter {wildcards.segmenter} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
-
-
-def refine_config(w):
-    """The refine section; a prior-strength variant sets a = b = strength."""
-    cfg = dict(config["refine"])
-    if w.refine.startswith("prior"):
-        strength = float(w.refine[len("prior"):])
-        cfg.update(prior_a=strength, prior_b=strength)
-    return sections({"refine": cfg}, "refine")
 
 
 rule refine:
@@ -83,6 +75,8 @@ rule refine:
         cfg=refine_config,
     log:
         "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.log",
+    conda:
+        "../envs/weakloc.yaml"
     shell:
         "weakloc refine --fused {input.fused} --cams {input.cams} --segments {input.segments}"
         " --out {output} --config-json {params.cfg:q} > {log} 2>&1"

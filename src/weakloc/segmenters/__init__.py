@@ -16,6 +16,7 @@ output; the workflow caches partitions under ``results/{d}/segments/{name}/{key}
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from typing import Any, Callable, Protocol
@@ -90,13 +91,18 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def default_settings(name: str) -> dict[str, Any]:
-    """The schema's defaults of ``segmenters.<name>``."""
+@functools.lru_cache(maxsize=None)
+def _schema_defaults(name: str) -> dict[str, Any]:
     from weakloc.config import load_schema
 
-    check_name(name)
     props = load_schema()["properties"]["segmenters"]["properties"][name]["properties"]
-    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def default_settings(name: str) -> dict[str, Any]:
+    """The schema's defaults of ``segmenters.<name>`` (a fresh copy)."""
+    check_name(name)
+    return copy.deepcopy(_schema_defaults(name))
 
 
 def check_name(name: str) -> None:

@@ -96,7 +96,7 @@ class DeepLabSegmenter:
     def class_map(self, rgb: np.ndarray) -> np.ndarray:
         """Per-pixel argmax class of ``(H, W, 3) uint8`` RGB: ``(H, W) int64`` in ``0..C-1``."""
         rgb = check_rgb(rgb)
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         x = ((x - mean) / std).unsqueeze(0).to(self.device)

@@ -140,7 +140,7 @@ class PSPNetSegmenter:
         """Per-pixel argmax class of ``(H, W, 3) uint8`` RGB: ``(H, W) int64`` in ``0..C-1``."""
         rgb = check_rgb(rgb)
         h, w = rgb.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float()
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
         x = (x - mean) / std
