@@ -86,3 +86,22 @@ def test_bad_input(tiny):
         block_maps(model, meta, image(8, 8), method="cam")
     with pytest.raises(WeaklocError, match="uint8 image"):
         block_maps(model, meta, np.zeros((8, 8)))
+
+
+def test_a_patch_stem_model_keeps_exact_size_and_tiles_exactly():
+    torch.manual_seed(1)
+    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8, "stem_stride": 4}})
+    model = build_wcbnet(cfg).eval()
+    meta = {"config": model_sections(cfg)}
+    rgb = image(303, 257, seed=5)
+    whole = block_maps(model, meta, rgb, max_side=None)
+    tiled = block_maps(model, meta, rgb, max_side=200)
+    assert whole.maps.shape == (3, 303, 257)
+    np.testing.assert_allclose(tiled.maps, whole.maps, atol=1e-5)
+    assert tiled.prob == pytest.approx(whole.prob, abs=1e-5)
+
+
+def test_upsampling_with_a_stem_offset():
+    # stem of 4x4 patches: cell j is centred on pixel 4j + 1.5
+    up = upsample_cells(torch.tensor([[[[0.0, 1.0]]]]), 4, (1, 8), offset=1.5)[0, 0, 0].numpy()
+    np.testing.assert_allclose(up, [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1], atol=1e-6)

@@ -81,10 +81,15 @@ def test_contrast_evidence_suppresses_a_raised_background():
     part = np.ones((4, 4), dtype=np.int32)
     part[:2, :2] = 0
     # background level t = 0.6: block counts (0.9 - 0.6) / 0.4 = 0.75 each -> rho = 4 / 6;
-    # background counts 0 -> rho = 1 / 14. Background pixel odds: 1.5 * (1/13).
+    # background counts 0 -> rho = 1 / 14. The pixel prior is read against t (odds 1.5):
+    # background pixel odds 1.5 / 1.5 * (1/13) -> 1/14; block pixel odds 9 / 1.5 * 2 = 12 -> 12/13.
     out = refine_bayes(coarse, [part], evidence="contrast")
-    assert out[3, 3] == pytest.approx((1.5 / 13) / (1 + 1.5 / 13), rel=1e-4)
-    assert out[0, 0] == pytest.approx(18 / 19, rel=1e-4)
+    assert out[3, 3] == pytest.approx(1 / 14, rel=1e-4)
+    assert out[0, 0] == pytest.approx(12 / 13, rel=1e-4)
+    # An under-confident map (background 0.05, block 0.3) is lifted the same way.
+    low = np.where(part == 0, 0.3, 0.05).astype(np.float32)
+    out = refine_bayes(low, [part], evidence="contrast")
+    assert out[0, 0] > 0.5 and out[3, 3] < 0.1
     # As written, the background keeps rho = 8.2 / 14 and stays above 0.5.
     assert refine_bayes(coarse, [part], evidence="coarse")[3, 3] > 0.5
 

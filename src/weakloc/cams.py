@@ -14,9 +14,10 @@ blocks of the WCBnet detector. [ours] How they are drawn is this project's recon
   every image, manipulated or not: compare its maps by ranking (AUC), not at 0.5.
 
 Both are upsampled to the image's exact size with a bilinear interpolation that puts each
-cell at the input pixel it is centred on (cell j of a block with stride s sits at pixel
-``s * j``; every stride-2 convolution of WCBnet has kernel 3 and padding 1), with the edge
-values held beyond the last cell centre.
+cell at the input pixel it is centred on (cell j of a block with stride S sits at pixel
+``S * j + (s - 1) / 2``, s the stem's patch size, 1 without a stem; every stride-2
+convolution of WCBnet has kernel 3 and padding 1), with the edge values held beyond the
+first and last cell centres.
 
 Large images. Resizing an image erases the JPEG traces the detector reads (METHOD.md: image
 AUC 0.84 -> 0.56), so images whose longer side exceeds ``max_side`` are **not** resized: they
@@ -29,8 +30,10 @@ maps equal the whole-image ones up to floating point. The block scores are poole
 stitched maps and the block weights come from the attention module applied to the
 whole-image feature means, so ``prob`` and ``weights`` match a whole-image pass too. For
 Grad-CAM each tile's gradient comes from that tile's own logit (the one trade-off: channel
-weights ``alpha`` are per tile), and the raw maps are normalised after stitching. Memory
-then scales with ``max_side**2``, not with the image.
+weights ``alpha`` are per tile), and the raw maps are normalised after stitching. A model
+with ``score_context`` (score heads that compare each position with the image's mean
+feature) sees the tile's mean instead of the image's: tiled maps then differ slightly from a
+whole-image pass. Memory scales with ``max_side**2``, not with the image.
 """
 
 from __future__ import annotations
@@ -67,24 +70,30 @@ class BlockMaps:
     block_probs: np.ndarray
 
 
-def upsample_cells(cells: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:
+def _interp_axis(cells: torch.Tensor, axis: int, n_out: int, stride: int, offset: float) -> torch.Tensor:
+    """Linear interpolation along ``axis`` from cell centres ``stride * j + offset`` to pixels 0..n_out-1."""
+    n_in = cells.shape[axis]
+    u = ((torch.arange(n_out, dtype=torch.float64) - offset) / stride).clamp_(0, n_in - 1)
+    i0 = u.floor().long().clamp_(max=max(n_in - 2, 0))
+    i1 = (i0 + 1).clamp_(max=n_in - 1)
+    f = (u - i0).float()
+    shape = [1] * cells.dim()
+    shape[axis] = n_out
+    f = f.view(shape)
+    return cells.index_select(axis, i0) * (1 - f) + cells.index_select(axis, i1) * f
+
+
+def upsample_cells(cells: torch.Tensor, stride: int, size: tuple[int, int], offset: float = 0.0) -> torch.Tensor:
     """Upsample ``(N, C, h, w)`` cell values of a block with ``stride`` to ``(N, C, H, W)``.
 
-    Cell ``j`` is placed at pixel ``stride * j`` and values are interpolated bilinearly between
-    cell centres; pixels past the last centre keep the edge value. Needs ``h = ceil(H / stride)``.
+    Cell ``j`` is centred on pixel ``stride * j + offset`` (``offset = (s - 1) / 2`` for a
+    stem of ``s x s`` patches, 0 without one); values are interpolated linearly between cell
+    centres in each axis, and pixels past the first or last centre keep the edge value.
     """
-    h, w = cells.shape[-2:]
     H, W = size
-    if stride == 1:
+    if stride == 1 and offset == 0:
         return cells[..., :H, :W]
-    hh, ww = stride * (h - 1) + 1, stride * (w - 1) + 1
-    up = F.interpolate(cells, size=(hh, ww), mode="bilinear", align_corners=True) if (h > 1 or w > 1) \
-        else cells.expand(*cells.shape[:-2], hh, ww)
-    up = up[..., :H, :W]
-    pad_h, pad_w = H - up.shape[-2], W - up.shape[-1]
-    if pad_h > 0 or pad_w > 0:
-        up = F.pad(up, (0, pad_w, 0, pad_h), mode="replicate")
-    return up
+    return _interp_axis(_interp_axis(cells, -2, H, stride, offset), -1, W, stride, offset)
 
 
 def _tiles(length: int, tile: int, align: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -110,10 +119,21 @@ def _tiles(length: int, tile: int, align: int, margin: int) -> list[tuple[int, i
     return out
 
 
+def block_strides(model) -> tuple[list[int], float]:
+    """Each block's stride in input pixels and the offset of cell 0's centre.
+
+    Block b (0-based) has stride ``s * 2**b`` with ``s = model.stem_stride`` (1 without a
+    stem); a stem of ``s x s`` patches centres cell 0 at pixel ``(s - 1) / 2``.
+    """
+    stem = int(getattr(model, "stem_stride", 1))
+    return [stem * 2 ** b for b in range(model.n_blocks)], (stem - 1) / 2.0
+
+
 def receptive_radius(model) -> int:
     """How far (pixels) a block score cell sees from its centre: sum of ``(k // 2) * stride``."""
     radius, stride = 0, 1
-    for block in model.blocks:
+    stem = getattr(model, "stem", None)
+    for block in ([stem] if isinstance(stem, torch.nn.Module) else []) + list(model.blocks):
         for m in block.modules():
             if isinstance(m, torch.nn.Conv2d):
                 radius += (m.kernel_size[0] // 2) * stride
@@ -151,7 +171,8 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
     sel = signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
     H, W = sel.shape[1:]
     B = model.n_blocks
-    top = 2 ** (B - 1)
+    strides, offset = block_strides(model)
+    top = strides[-1]
     align = top * 8 // math.gcd(top, 8)
     margin = -(-max(TILE_MARGIN, receptive_radius(model) + 2 * top) // align) * align
     tile = max(H, W) if max_side is None else int(max_side)
@@ -160,7 +181,7 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
     device = _model_device(model)
     x_full = torch.from_numpy(sel)
 
-    cells = [torch.zeros(1, 1, -(-H // 2 ** b), -(-W // 2 ** b)) for b in range(B)]
+    cells = [torch.zeros(1, 1, -(-H // st), -(-W // st)) for st in strides]
     feat_sums: list[torch.Tensor] | None = None
     for (y0, y1, cy0, cy1) in ys:
         for (x0, x1, cx0, cx1) in xs:
@@ -179,7 +200,7 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
                     tile_cells.append(torch.relu((alpha * f.detach().float()).sum(dim=1, keepdim=True)))
             sums = []
             for b in range(B):
-                s = 2 ** b
+                s = strides[b]
                 gy0, gy1, gx0, gx1 = cy0 // s, -(-cy1 // s), cx0 // s, -(-cx1 // s)
                 ly0, lx0 = gy0 - y0 // s, gx0 - x0 // s
                 src = tile_cells[b][..., ly0:ly0 + gy1 - gy0, lx0:lx0 + gx1 - gx0]
@@ -217,6 +238,6 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
         else:
             peak = float(c.max())
             c = c / peak if peak > 0 else c
-        maps[b] = upsample_cells(c, 2 ** b, (H, W))[0, 0].clamp_(0.0, 1.0).numpy()
+        maps[b] = upsample_cells(c, strides[b], (H, W), offset)[0, 0].clamp_(0.0, 1.0).numpy()
     return BlockMaps(prob=prob, maps=maps, weights=np.asarray(weights, dtype=np.float32),
                      block_probs=np.asarray(block_probs, dtype=np.float32))

@@ -20,6 +20,9 @@ from weakloc.errors import WeaklocError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # Large images are legitimate input here; keep Pillow's bomb check but at a generous limit.
 Image.MAX_IMAGE_PIXELS = 400_000_000
 
@@ -36,6 +39,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -32,10 +32,13 @@ Where the soft count comes from is the ``evidence`` option:
 - ``contrast`` [ours]: the region is judged against the image's own background level. With
   ``t`` the ``background_quantile`` of ``C`` over the image, each pixel counts
   ``max(C(x) - t, 0) / (1 - t)``: only what stands out above the image's typical level is
-  evidence of manipulation. A region at the background level gets ``rho_R`` near 0 and is
-  suppressed; a region that stands out keeps its pixels. This is what corrects the
-  detector's uncalibrated background (a map that sits above 0.5 everywhere) and turns a
-  blurry, upsampled map into region-shaped decisions.
+  evidence of manipulation. In ``pixel`` mode the pixel prior is also read against that
+  level (``t`` takes the place of the base rate for the pixel term: ``logit C - logit t +
+  logit pi``). A region at the background level gets ``rho_R`` near 0 and is suppressed; a
+  region that stands out keeps its pixels, whether the detector's map sits above 0.5
+  everywhere (over-confident) or below it (under-confident). The price: the map becomes
+  relative to the image, so an authentic image can get flagged regions; ``gate`` (the
+  image-level probability) is the guard against that.
 - ``map`` [ours]: ``s_R`` from a separate evidence map the caller passes (for example the
   mean of block maps the pixel term does not use), so prior and evidence do not share
   their source.
@@ -109,13 +112,19 @@ def _check_partition(part: np.ndarray, shape: tuple[int, int], k: int) -> np.nda
 
 
 def evidence_counts(coarse: np.ndarray, evidence: str = "coarse", evidence_map: np.ndarray | None = None,
-                    background_quantile: float = 0.5) -> np.ndarray:
+                    background_quantile: float = 0.5, return_level: bool = False):
     """Each pixel's soft count of "manipulated" that feeds the region sums, ``(H, W) float32 in [0, 1]``.
 
-    See the module docstring for the three ``evidence`` sources.
+    See the module docstring for the three ``evidence`` sources. With ``return_level`` the
+    result is ``(counts, t)`` where ``t`` is the background level (``contrast``) or None.
     """
+    counts, level = _evidence_counts(coarse, evidence, evidence_map, background_quantile)
+    return (counts, level) if return_level else counts
+
+
+def _evidence_counts(coarse, evidence, evidence_map, background_quantile):
     if evidence == "coarse":
-        return coarse
+        return coarse, None
     if evidence == "contrast":
         if not 0.0 <= background_quantile < 1.0:
             raise WeaklocError(f"refinement: background_quantile must be in [0, 1), got {background_quantile}")
@@ -125,15 +134,15 @@ def evidence_counts(coarse: np.ndarray, evidence: str = "coarse", evidence_map: 
         kth = int(round(background_quantile * (sample.size - 1)))
         t = float(np.partition(sample, kth)[kth])
         if t >= 1.0:
-            return np.zeros_like(coarse)
-        return np.maximum(coarse - np.float32(t), 0.0) * np.float32(1.0 / (1.0 - t))
+            return np.zeros_like(coarse), t
+        return np.maximum(coarse - np.float32(t), 0.0) * np.float32(1.0 / (1.0 - t)), t
     if evidence == "map":
         if evidence_map is None:
             raise WeaklocError("refinement: evidence 'map' needs an evidence map (evidence_map=None)")
         em = np.asarray(evidence_map, dtype=np.float32)
         if em.shape != coarse.shape:
             raise WeaklocError(f"refinement: evidence map has shape {em.shape}, the coarse map {coarse.shape}")
-        return np.clip(em, 0.0, 1.0)
+        return np.clip(em, 0.0, 1.0), None
     raise WeaklocError(f"refinement: unknown evidence {evidence!r} (choose from {', '.join(EVIDENCE_SOURCES)})")
 
 
@@ -186,7 +195,7 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], prior_a: 
 
     # fmax/fmin (unlike clip) also map NaN to the low end: an undefined pixel counts as clean.
     c = np.fmin(np.fmax(coarse, np.float32(clip)), np.float32(1.0 - clip))
-    counts = evidence_counts(c, evidence, evidence_map, background_quantile)
+    counts, level = evidence_counts(c, evidence, evidence_map, background_quantile, return_level=True)
     lam = np.float32(evidence_weight)
     z = np.zeros(shape, dtype=np.float32)
     for part in parts:
@@ -196,6 +205,11 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], prior_a: 
     if mode == "pixel":
         z += _logit(c)
         z -= np.float32(K * logit_pi)
+        if level is not None:
+            # contrast: the pixel prior is read relative to the image's background level,
+            # which then counts as the base rate: logit C - logit t + logit pi.
+            t = min(max(level, clip), 1.0 - clip)
+            z -= np.float32(_scalar_logit(t) - logit_pi)
     else:
         z -= np.float32((evidence_weight * K - 1.0) * logit_pi)
     post = _sigmoid(z).astype(np.float32, copy=False)

@@ -141,10 +141,13 @@ class WCBnet(nn.Module):
         stem_stride: 1 = block 1 reads the SEL at full resolution; 2, 4 or 8 = a stem of
             non-overlapping ``s x s`` patches (a ``s x s`` convolution with stride ``s``, aligned
             with the 8x8 JPEG grid) comes first, so block b works at ``1 / (s * 2**(b-1))``.
+        score_context: the 1x1 score head also sees each position's features minus the
+            image's mean features, so a score can say "unlike the rest of this image".
     """
 
     def __init__(self, in_channels: int, widths: list[int], token_dim: int, pooling: str = "topk",
-                 topk_fraction: float = 0.1, convs_per_block: int = 2, stem_stride: int = 1) -> None:
+                 topk_fraction: float = 0.1, convs_per_block: int = 2, stem_stride: int = 1,
+                 score_context: bool = False) -> None:
         super().__init__()
         if pooling not in ("topk", "mean", "max"):
             raise WeaklocError(f"key model.pooling: unknown pooling {pooling!r} (choose topk, mean or max)")
@@ -169,7 +172,9 @@ class WCBnet(nn.Module):
         self.blocks = nn.ModuleList(
             ConvBlock(chans[b], chans[b + 1], convs_per_block, downsample=b > 0) for b in range(len(widths))
         )
-        self.score_heads = nn.ModuleList(nn.Conv2d(w, 1, 1) for w in self.widths)
+        self.score_context = bool(score_context)
+        head_in = 2 if self.score_context else 1
+        self.score_heads = nn.ModuleList(nn.Conv2d(head_in * w, 1, 1) for w in self.widths)
         self.attention = CrossBlockAttention(self.widths, token_dim)
 
     @property
@@ -187,7 +192,11 @@ class WCBnet(nn.Module):
         for block, head in zip(self.blocks, self.score_heads):
             h = block(h)
             features.append(h)
-            score_maps.append(head(h).float())
+            if self.score_context:  # each position against the image's own mean feature
+                h_in = torch.cat([h, h - h.mean(dim=(2, 3), keepdim=True)], dim=1)
+            else:
+                h_in = h
+            score_maps.append(head(h_in).float())
         block_logits = torch.stack(
             [pool_score_map(s, self.pooling, self.topk_fraction) for s in score_maps], dim=1
         )
@@ -215,6 +224,7 @@ def build_wcbnet(config: dict) -> WCBnet:
         topk_fraction=float(m["topk_fraction"]),
         convs_per_block=int(m.get("convs_per_block", 2)),
         stem_stride=int(m.get("stem_stride", 1)),
+        score_context=bool(m.get("score_context", False)),
     )
 
 
