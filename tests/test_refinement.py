@@ -103,8 +103,11 @@ def test_map_evidence_uses_the_given_map():
         refine_bayes(C, [ROWS], evidence="map")
     blocks = np.stack([ev, 1 - ev, ev])
     np.testing.assert_allclose(evidence_map_from_blocks(blocks, [1, 3]), ev)
-    with pytest.raises(WeaklocError, match="evidence_blocks"):
-        evidence_map_from_blocks(blocks, [4])
+    np.testing.assert_allclose(evidence_map_from_blocks(blocks, [-1]), ev)
+    np.testing.assert_allclose(evidence_map_from_blocks(blocks, [-2]), 1 - ev)
+    for bad in ([4], [-4], [0]):
+        with pytest.raises(WeaklocError, match="evidence_blocks"):
+            evidence_map_from_blocks(blocks, bad)
 
 
 def _reference(coarse, partitions, a=1.0, b=1.0, pi=0.5, lam=1.0, clip=1e-3):

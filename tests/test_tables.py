@@ -58,7 +58,7 @@ def test_parse_variant():
 
 def test_tables_mean_std_over_two_seeds(results, tmp_path):
     out = tmp_path / "tables"
-    names = build_tables(results, out)
+    names = build_tables(results, out, {"sel": {"qualities": [90]}})
     assert set(names) == {"localization", "localization_dataset_level", "detection", "ablation_fusion_segmenter",
                           "ablation_sel", "ablation_prior", "baselines", "baselines_dataset_level"}
     loc = pd.read_csv(out / "localization.csv")

@@ -17,22 +17,51 @@ def small_config(**model):
     return validate_config({"sel": {"qualities": [90, 70]}, "model": m})
 
 
+@pytest.mark.parametrize("stem", [1, 4])
 @pytest.mark.parametrize("h,w", [(37, 53), (8, 8), (1, 5), (64, 33)])
-def test_output_shapes_and_dtypes_for_any_size(h, w):
+def test_output_shapes_and_dtypes_for_any_size(h, w, stem):
     torch.manual_seed(0)
-    model = build_wcbnet(small_config()).eval()
+    model = build_wcbnet(small_config(stem_stride=stem)).eval()
     assert model.in_channels == 6 and model.n_blocks == 3
     with torch.no_grad():
         out = model(torch.randn(2, 6, h, w))
     assert isinstance(out, WCBnetOutput)
     assert out.logit.shape == (2,) and out.block_logits.shape == (2, 3) and out.block_weights.shape == (2, 3)
     for b, (s, f, c) in enumerate(zip(out.score_maps, out.features, [4, 8, 8])):
-        hb, wb = h, w
+        hb, wb = -(-h // stem), -(-w // stem)
         for _ in range(b):
             hb, wb = (hb + 1) // 2, (wb + 1) // 2
         assert s.shape == (2, 1, hb, wb) and s.dtype == torch.float32
         assert f.shape == (2, c, hb, wb)
     assert torch.isfinite(out.logit).all()
+
+
+@pytest.mark.parametrize("stem", [2, 4, 8])
+def test_stem_options_keep_any_size_and_the_grid(stem):
+    torch.manual_seed(0)
+    model = build_wcbnet(small_config(stem_stride=stem, score_context=True, input_norm=True)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 6, 37, 53))
+        assert out.score_maps[0].shape == (1, 1, -(-37 // stem), -(-53 // stem))
+        assert model(torch.randn(1, 6, 1, 1)).logit.shape == (1,)
+        # a stem patch never mixes pixels of two JPEG blocks: changing one 8x8 block changes
+        # only the stem cells inside it
+        x = torch.randn(1, 6, 32, 32)
+        y = x.clone()
+        y[..., 8:16, 16:24] += 1.0
+        a, b = model.stem(x), model.stem(y)
+        changed = (a - b).abs().sum(1)[0] > 0
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        assert rows.min() * stem >= 8 and (rows.max() + 1) * stem <= 16
+        assert cols.min() * stem >= 16 and (cols.max() + 1) * stem <= 24
+
+
+def test_input_norm_makes_the_output_invariant_to_the_sel_scale():
+    torch.manual_seed(0)
+    model = build_wcbnet(small_config(input_norm=True)).eval()
+    x = torch.randn(2, 6, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logit, model(3.0 * x).logit, rtol=1e-4, atol=1e-4)
 
 
 def test_block_weights_sum_to_one_and_logit_is_their_weighted_block_scores():

@@ -223,16 +223,19 @@ def evidence_map_from_blocks(block_maps: np.ndarray, blocks: Sequence[int]) -> n
 
     Args:
         block_maps: ``(B, H, W)`` float block maps in ``[0, 1]``.
-        blocks: 1-based block numbers (``refine.evidence_blocks``).
+        blocks: 1-based block numbers, or negative ones counted from the deepest block
+            (-1 = block B) (``refine.evidence_blocks``).
 
     Returns:
         ``(H, W) float32`` in ``[0, 1]``.
     """
     B = block_maps.shape[0]
-    bad = [b for b in blocks if not 1 <= int(b) <= B]
+    bad = [b for b in blocks if not (1 <= int(b) <= B or -B <= int(b) <= -1)]
     if not blocks or bad:
-        raise WeaklocError(f"key refine.evidence_blocks: block numbers must be in 1..{B}, got {list(blocks)}")
-    return np.mean(np.stack([block_maps[int(b) - 1] for b in blocks]), axis=0, dtype=np.float32)
+        raise WeaklocError(f"key refine.evidence_blocks: block numbers must be in 1..{B} "
+                           f"(or -1..-{B} from the deepest), got {list(blocks)}")
+    idx = [int(b) - 1 if int(b) > 0 else B + int(b) for b in blocks]
+    return np.mean(np.stack([block_maps[i] for i in idx]), axis=0, dtype=np.float32)
 
 
 def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], refine_cfg: dict,
@@ -246,7 +249,7 @@ def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], ref
     if evidence == "map":
         if block_maps is None:
             raise WeaklocError("key refine.evidence: 'map' needs the block maps (give the cams folder)")
-        evidence_map = evidence_map_from_blocks(block_maps, refine_cfg.get("evidence_blocks", [2]))
+        evidence_map = evidence_map_from_blocks(block_maps, refine_cfg.get("evidence_blocks", [-1]))
     return refine_bayes(
         coarse, partitions,
         prior_a=refine_cfg["prior_a"], prior_b=refine_cfg["prior_b"], base_rate=refine_cfg["base_rate"],

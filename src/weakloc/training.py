@@ -452,12 +452,15 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         elapsed += seconds
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_auc": val_auc, "lr": lr, "seconds": seconds})
+        # patience counts epochs without a validation-AUC gain (the loss stands in only when
+        # the AUC is undefined); an AUC tie with a lower loss still updates the saved model
+        gained = (val_auc > best_auc + 1e-9) if not (math.isnan(val_auc) or math.isnan(best_auc)) \
+            else _better(val_auc, val_loss, best_auc, best_loss)
+        stale = 0 if gained else stale + 1
         if _better(val_auc, val_loss, best_auc, best_loss):
-            best_auc, best_loss, best_epoch, stale = val_auc, val_loss, epoch, 0
+            best_auc, best_loss, best_epoch = val_auc, val_loss, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed)
-        else:
-            stale += 1
         _write_log(log_csv, history)
         _save_resume(rpath, {
             "version": RESUME_VERSION, "fingerprint": fingerprint, "epoch": epoch,

@@ -6,9 +6,13 @@ parameters) and fused for the image-level decision.
 
 [ours] The layer-level design below is a reconstruction, not the authors' code:
 
-- B blocks (``model.widths``, one width per block). Block 1 runs at full resolution; every
-  later block starts with a stride-2 convolution, so block b works at ``1 / 2**(b-1)`` of the
-  input size. Each block is ``model.convs_per_block`` 3x3 convolutions, each followed by
+- An optional stem (``model.stem_stride`` s in 1, 2, 4, 8; default 4): an ``s x s``
+  convolution with stride s over non-overlapping patches, which tile the 8x8 JPEG blocks
+  exactly. It makes the network about 13x cheaper than full-resolution blocks at 256 px
+  and learned as well in our tests (docs/detector.md).
+- B blocks (``model.widths``, one width per block). Block 1 runs at the stem's resolution;
+  every later block starts with a stride-2 convolution, so block b works at
+  ``1 / (s * 2**(b-1))`` of the input size. Each block is ``model.convs_per_block`` 3x3 convolutions, each followed by
   BatchNorm and ReLU (a normalisation layer right after the first convolution makes the SEL
   scale uncritical, METHOD.md). Stride-2 steps keep the 8x8 JPEG grid phase of the input:
   block 4 sees one cell per JPEG block.
@@ -49,7 +53,8 @@ class WCBnetOutput:
         logit: ``(N,)`` image-level manipulation logit (``sigmoid`` gives the probability).
         block_logits: ``(N, B)`` pooled score ``s_b`` of each block (a logit).
         score_maps: B tensors ``(N, 1, H_b, W_b)``: each block's score map (logits) at its own
-            resolution, ``H_b = ceil(H / 2**b)`` for b = 0..B-1.
+            resolution, ``H_b = ceil(H / (s * 2**b))`` for b = 0..B-1 (s = ``stem_stride``;
+            each halving rounds up).
         block_weights: ``(N, B)`` cross-block attention weights, each row sums to 1.
         features: B tensors ``(N, C_b, H_b, W_b)``: each block's features (for Grad-CAM).
     """
@@ -143,11 +148,14 @@ class WCBnet(nn.Module):
             with the 8x8 JPEG grid) comes first, so block b works at ``1 / (s * 2**(b-1))``.
         score_context: the 1x1 score head also sees each position's features minus the
             image's mean features, so a score can say "unlike the rest of this image".
+        input_norm: divide each image's SEL channels by their root mean square first, so
+            the network sees error levels relative to the image's own (which depend on its
+            content and its last JPEG quality) rather than absolute ones.
     """
 
     def __init__(self, in_channels: int, widths: list[int], token_dim: int, pooling: str = "topk",
                  topk_fraction: float = 0.1, convs_per_block: int = 2, stem_stride: int = 1,
-                 score_context: bool = False) -> None:
+                 score_context: bool = False, input_norm: bool = False) -> None:
         super().__init__()
         if pooling not in ("topk", "mean", "max"):
             raise WeaklocError(f"key model.pooling: unknown pooling {pooling!r} (choose topk, mean or max)")
@@ -173,6 +181,7 @@ class WCBnet(nn.Module):
             ConvBlock(chans[b], chans[b + 1], convs_per_block, downsample=b > 0) for b in range(len(widths))
         )
         self.score_context = bool(score_context)
+        self.input_norm = bool(input_norm)
         head_in = 2 if self.score_context else 1
         self.score_heads = nn.ModuleList(nn.Conv2d(head_in * w, 1, 1) for w in self.widths)
         self.attention = CrossBlockAttention(self.widths, token_dim)
@@ -185,6 +194,8 @@ class WCBnet(nn.Module):
         """``x``: ``(N, in_channels, H, W)`` float SEL. Returns a :class:`WCBnetOutput`."""
         features: list[torch.Tensor] = []
         score_maps: list[torch.Tensor] = []
+        if self.input_norm:  # each image's SEL channels to unit RMS: only relative levels remain
+            x = x / torch.sqrt(x.float().pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6).to(x.dtype)
         s = self.stem_stride
         if s > 1 and (x.shape[-2] % s or x.shape[-1] % s):
             x = F.pad(x, (0, -x.shape[-1] % s, 0, -x.shape[-2] % s))  # zero SEL at the end: grid kept
@@ -225,6 +236,7 @@ def build_wcbnet(config: dict) -> WCBnet:
         convs_per_block=int(m.get("convs_per_block", 2)),
         stem_stride=int(m.get("stem_stride", 1)),
         score_context=bool(m.get("score_context", False)),
+        input_norm=bool(m.get("input_norm", False)),
     )
 
 
