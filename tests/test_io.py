@@ -87,3 +87,12 @@ def test_manifest_paths_are_relative_on_disk_and_absolute_in_memory(tmp_path):
     assert read_manifest(tmp_path / "manifest.csv")["mask"][1] == ""
     with pytest.raises(WeaklocError, match="unknown split"):
         read_manifest(tmp_path / "manifest.csv", split="dev")
+
+
+def test_manifest_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    df = pd.DataFrame([{"id": "a", "split": "test", "label": 0, "image": "out/images/a.png", "mask": "out/masks/a.png",
+                        "width": 1, "height": 1, "source": "s"}])
+    write_manifest(df, "out/manifest.csv")
+    on_disk = pd.read_csv(tmp_path / "out/manifest.csv", keep_default_na=False)
+    assert list(on_disk["image"]) == ["images/a.png"] and list(on_disk["mask"]) == ["masks/a.png"]

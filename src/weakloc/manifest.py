@@ -13,6 +13,7 @@ Columns: ``id, split, label, image, mask, width, height, source``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -50,16 +51,19 @@ def read_manifest(path: str | Path, split: str | None = None) -> pd.DataFrame:
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
-    """Write ``df`` (paths relative to ``path``'s folder, or absolute below it) atomically."""
+    """Write ``df`` atomically, its paths made relative to ``path``'s folder.
+
+    ``image`` and ``mask`` in ``df`` are absolute or relative to the working directory (as
+    Python's ``open`` reads them); on disk they are relative to the manifest, so a prepared
+    dataset folder can be moved or restored elsewhere (``dvc pull``) as a whole.
+    """
     path = Path(path)
     root = path.resolve().parent
-    out = df[COLUMNS].copy()
 
     def rel(p: str) -> str:
-        if not p:
-            return ""
-        q = Path(p)
-        return str(q.resolve().relative_to(root)) if q.is_absolute() else str(q)
+        return os.path.relpath(Path(p).resolve(), root) if p else ""
+
+    out = df[COLUMNS].copy()
 
     out["image"] = [rel(p) for p in out["image"]]
     out["mask"] = [rel(p) for p in out["mask"]]

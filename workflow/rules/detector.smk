@@ -26,6 +26,8 @@ rule detect:
     output:
         scores="results/{root}/seed{seed}/detect/scores.csv",
         metrics="results/{root}/seed{seed}/detect/metrics.json",
+    params:
+        cfg=lambda w: sections(config, "train", "evaluate"),
     threads: workflow.cores
     log:
         "logs/detect/{root}/seed{seed}.log",
@@ -33,7 +35,8 @@ rule detect:
         "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test"
-        " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics} > {log} 2>&1"
+        " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics}"
+        " --config-json {params.cfg:q} > {log} 2>&1"
 
 
 rule models:

@@ -54,7 +54,8 @@ rule segment:
         directory(f"results/{DATASET}/segments/{{segmenter}}/{{key}}"),
     params:
         cfg=lambda w: sections(config, "segmenters"),
-    threads: 1
+    # network segmenters use every core; superpixels are single-threaded and run side by side
+    threads: lambda w: workflow.cores if w.segmenter in ("sam", "deeplab", "pspnet") else 1
     log:
         f"logs/segment/{DATASET}/{{segmenter}}/{{key}}.log",
     conda:

@@ -10,7 +10,6 @@ an interrupted download leaves nothing half-made.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shutil
 import stat
@@ -21,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 from weakloc.errors import WeaklocError
+from weakloc.io import replace_dir
 
 from .registry import DatasetSpec, Download, get_dataset
 
@@ -174,13 +174,7 @@ def download_dataset(name: str, out_dir: str | Path, archive: str | Path | None 
             extract_archive(masks_archive, tmp / "groundtruth")
         elif spec.needs_masks_archive and not _has_masks(tmp) and spec.masks_download is not None:
             extract_archive(fetch(spec.masks_download, cache, progress=progress), tmp / "groundtruth")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out_dir)
         shutil.rmtree(cache, ignore_errors=True)
     finally:
         if tmp.exists():

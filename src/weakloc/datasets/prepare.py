@@ -19,7 +19,6 @@ an interrupted run leaves nothing half-made.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from weakloc.errors import WeaklocError
-from weakloc.io import read_rgb, write_mask
+from weakloc.io import read_rgb, replace_dir, write_mask
 from weakloc.manifest import SPLITS, write_manifest
 
 from .registry import RawSample, get_dataset
@@ -183,17 +182,6 @@ def _raw_dir_for(name: str, config: dict, raw_dir: str | Path | None) -> Path:
     return path
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` folder to ``out_dir``, replacing an old one."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Prepare ``config["dataset"]["name"]`` into ``out_dir``; returns the manifest's path.
 
@@ -244,7 +232,7 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
         df["split"] = assign_splits(list(df["id"]), [int(v) for v in df["label"]], ds["splits"], int(ds["seed"]))
         assert set(df["split"]) <= set(SPLITS)
         write_manifest(df, tmp / "manifest.csv")
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
