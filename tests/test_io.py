@@ -89,10 +89,13 @@ def test_manifest_paths_are_relative_on_disk_and_absolute_in_memory(tmp_path):
         read_manifest(tmp_path / "manifest.csv", split="dev")
 
 
-def test_manifest_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+def test_prepare_writes_paths_relative_to_the_manifest_from_any_working_directory(tmp_path, monkeypatch):
+    from weakloc.config import validate_config
+    from weakloc.datasets import prepare_dataset
+
     monkeypatch.chdir(tmp_path)
-    df = pd.DataFrame([{"id": "a", "split": "test", "label": 0, "image": "out/images/a.png", "mask": "out/masks/a.png",
-                        "width": 1, "height": 1, "source": "s"}])
-    write_manifest(df, "out/manifest.csv")
-    on_disk = pd.read_csv(tmp_path / "out/manifest.csv", keep_default_na=False)
-    assert list(on_disk["image"]) == ["images/a.png"] and list(on_disk["mask"]) == ["masks/a.png"]
+    cfg = validate_config({"dataset": {"synthetic": {"n_images": 4, "size": 64}}})
+    prepare_dataset(cfg, "out/prepared", progress=False)
+    on_disk = pd.read_csv(tmp_path / "out/prepared/manifest.csv", keep_default_na=False)
+    assert all(p.startswith("images/") for p in on_disk["image"])
+    assert all(p.startswith("masks/") for p in on_disk["mask"])

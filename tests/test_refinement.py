@@ -137,7 +137,7 @@ def test_matches_a_loop_reference_with_real_superpixels():
 
 
 def test_refine_with_config_reads_the_refine_section():
-    cfg = validate_config({"refine": {"mode": "region"}})
+    cfg = validate_config({"refine": {"mode": "region", "evidence": "coarse"}})
     np.testing.assert_allclose(refine_with_config(C, [ROWS], cfg["refine"]), [[0.6, 0.6], [0.35, 0.35]], rtol=1e-5)
     cfg = validate_config({"refine": {"evidence": "map", "evidence_blocks": [1]}})
     with pytest.raises(WeaklocError, match="needs the block maps"):

@@ -53,15 +53,17 @@ def read_manifest(path: str | Path, split: str | None = None) -> pd.DataFrame:
 def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
     """Write ``df`` atomically, its paths made relative to ``path``'s folder.
 
-    ``image`` and ``mask`` in ``df`` are absolute or relative to the working directory (as
-    Python's ``open`` reads them); on disk they are relative to the manifest, so a prepared
-    dataset folder can be moved or restored elsewhere (``dvc pull``) as a whole.
+    ``image`` and ``mask`` in ``df`` are absolute, or already relative to the manifest's
+    folder. On disk they are always relative to the manifest, so a prepared dataset folder
+    can be moved or restored elsewhere (``dvc pull``) as a whole.
     """
     path = Path(path)
     root = path.resolve().parent
 
     def rel(p: str) -> str:
-        return os.path.relpath(Path(p).resolve(), root) if p else ""
+        if not p:
+            return ""
+        return os.path.relpath(p, root) if Path(p).is_absolute() else p
 
     out = df[COLUMNS].copy()
 

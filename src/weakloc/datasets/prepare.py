@@ -197,7 +197,7 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
     spec = get_dataset(name)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)).resolve()
     try:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
