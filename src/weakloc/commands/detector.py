@@ -46,15 +46,14 @@ def _run_train(args) -> int:
 
 def add_detect_command(subparsers) -> None:
     """``weakloc detect --manifest M --split test --checkpoint CKPT --scores CSV --metrics JSON``."""
-    from weakloc.commands import add_config_options
+    from weakloc.commands import add_config_options, add_manifest_options
 
     p = subparsers.add_parser(
         "detect", help="score images of a split with a trained WCBnet (image level)",
         description="Score every image of the split at full resolution; write id,label,score (probability) "
                     "to the scores CSV and image-level AUC, accuracy and F1 (threshold evaluate.threshold) "
                     "to the metrics JSON.")
-    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score (default: test)")
+    add_manifest_options(p, "score")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="trained WCBnet checkpoint")
     p.add_argument("--scores", required=True, metavar="CSV", help="output: id,label,score")
     p.add_argument("--metrics", required=True, metavar="JSON", help="output: image-level metrics")

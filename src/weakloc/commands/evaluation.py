@@ -10,7 +10,7 @@ def register(subparsers) -> None:
 
 def add_baseline_command(subparsers) -> None:
     """``weakloc baseline NAME --manifest M --split test --out DIR``: classic detector maps (pyIFD)."""
-    from weakloc.commands import add_config_options
+    from weakloc.commands import add_config_options, add_manifest_options
 
     p = subparsers.add_parser(
         "baseline", help="write a classic detector's maps (ela, noi1, blk, dct) for a split",
@@ -18,8 +18,7 @@ def add_baseline_command(subparsers) -> None:
                     "(pyIFD), upsampled to the image size and normalised per image (docs/baselines.md). "
                     "Existing maps are kept, so an interrupted run resumes.")
     p.add_argument("name", choices=["ela", "noi1", "blk", "dct"], help="which baseline")
-    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to run on (default: test)")
+    add_manifest_options(p, "run on")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the {id}.png maps")
     add_config_options(p)
     p.set_defaults(func=_run_baseline)

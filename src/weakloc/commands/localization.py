@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from weakloc.commands import add_config_options, config_from_args
+from weakloc.commands import add_config_options, add_manifest_options, config_from_args
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_prob, read_rgb, write_prob
 
@@ -133,8 +133,7 @@ def run_localize(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add this topic's sub-commands to ``subparsers``."""
     p = subparsers.add_parser("cams", help="per-block activation maps of a manifest split (step 3)")
-    p.add_argument("--manifest", required=True, metavar="CSV", help="prepared dataset manifest")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to run (default test)")
+    add_manifest_options(p, "run")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="WCBnet checkpoint")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: block{b}/{id}.png and blocks.csv")
     add_config_options(p)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weakloc.commands import add_config_options, config_from_args
+from weakloc.commands import add_config_options, add_manifest_options, config_from_args
 
 
 def register(subparsers) -> None:
@@ -25,8 +25,7 @@ def register(subparsers) -> None:
     ex = figs.add_parser("examples", help="qualitative panels: image, ground truth, block maps, fused, segments, refined",
                          description="One row per test image chosen with a seeded RNG among manipulated images "
                                      "with a mask (evaluate.n_examples, evaluate.examples_seed).")
-    ex.add_argument("--manifest", required=True, metavar="CSV", help="manifest of the prepared dataset")
-    ex.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to choose from (default: test)")
+    add_manifest_options(ex, "choose from")
     ex.add_argument("--cams", required=True, metavar="DIR", help="results/{d}/seed{s}/cams (with block{b}/ folders)")
     ex.add_argument("--fused", nargs="*", default=[], metavar="DIR", help="fused/{fusion} folders, one column each")
     ex.add_argument("--segments", nargs="*", default=[], metavar="DIR", help="segments/{segmenter}/{key} folders")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weakloc.commands import add_config_options, config_from_args
+from weakloc.commands import add_config_options, add_manifest_options, config_from_args
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -39,8 +39,7 @@ def register(subparsers) -> None:
         "segment", help="cache one segmenter's partitions of a manifest's images",
         description="Write OUT/{id}.npz (labels: (H, W) int32 region ids 0..R-1) per image and OUT/settings.json "
                     "(written last). Images whose .npz exists are skipped, so an interrupted run resumes.")
-    p.add_argument("--manifest", required=True, metavar="M", help="manifest.csv of a prepared dataset")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to segment (default test)")
+    add_manifest_options(p, "segment")
     p.add_argument("--segmenter", required=True, metavar="NAME",
                    help="slic, felzenszwalb, sam, deeplab or pspnet (settings from segmenters.NAME)")
     p.add_argument("--out", required=True, metavar="DIR", help="cache folder, e.g. results/{d}/segments/{name}/{key}")
