@@ -109,7 +109,6 @@ def _extract_member(archive: Path, member_suffix: str, dest: Path, sha256: str) 
                     for chunk in iter(lambda: src.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
-                tmp.chmod(0o644)  # a shared model file, not a private one
                 if digest.hexdigest() != sha256:
                     raise WeaklocError(f"{archive}: {found.name} has SHA-256 {digest.hexdigest()}, expected {sha256}; "
                                        f"refusing to install it as {dest}")
