@@ -6,6 +6,7 @@ import re
 
 from weakloc.config import sections, validate_config
 from weakloc.segmenters import settings_key
+from weakloc.segmenters.sam import DEFAULT_MOBILE_SAM
 
 validate_config(config, source="config (config.yaml, --configfile or --config)")
 
@@ -66,7 +67,7 @@ def final_targets():
     root = f"results/{DATASET}"
     return [
         f"{root}/tables",
-        *[f"{root}/figures/{name}.png" for name in ("examples", "segmenters", "thresholds", "training")],
+        *[f"{FIGURES}/{name}.png" for name in ("examples", "segmenters", "thresholds", "training")],
     ]
 
 

@@ -37,7 +37,7 @@ rule fuse:
 
 rule fetch_mobile_sam:
     output:
-        "weights/mobile_sam.pt",
+        str(DEFAULT_MOBILE_SAM),  # where the sam segmenter looks when segmenters.sam.checkpoint is null
     log:
         "logs/weights/mobile_sam.log",
     conda:
