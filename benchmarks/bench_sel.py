@@ -1,11 +1,13 @@
 """Signed-error-level throughput (images/s on one process), to decide: compute in the loader or cache?
 
-    python benchmarks/bench_sel.py [--sizes 256 512] [--images 40] [--qualities 90]
+    python benchmarks/bench_sel.py [--sizes 256 512] [--images 40] [--qualities 95 85 75 65]
 
 Images are crops of scikit-image's bundled photos (real content: JPEG encoding time depends
 on it), JPEG-compressed once at q=85 like a typical input. Prints images/s per size for the
-SEL alone and for file reading + SEL (what the training loader does per sample), and the
-share of a training step's time that the SEL would take at a given training speed.
+SEL alone, for file reading + SEL (what the training loader does per sample without the
+in-memory cache) and for a sample taken from the cache (``train.sel_cache_gb``: integer
+differences scaled to float32 and cropped), and the share of a training step's time that
+reading + SEL would take at a given training speed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from PIL import Image
 from skimage import data
 
 from weakloc.io import read_rgb
-from weakloc.sel import signed_error_level
+from weakloc.sel import scale_error_diff, signed_error_level
+from weakloc.training import compact_sel_of_file, grid_crop
 
 
 def _photos(size: int, n: int) -> list[np.ndarray]:
@@ -45,8 +48,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--images", type=int, default=40)
-    ap.add_argument("--qualities", type=int, nargs="+", default=[90])
-    ap.add_argument("--train-images-per-s", type=float, default=24.0,
+    ap.add_argument("--qualities", type=int, nargs="+", default=[95, 85, 75, 65])
+    ap.add_argument("--train-images-per-s", type=float, default=130.0,
                     help="training throughput to compare with (benchmarks/bench_train.py)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -68,8 +71,15 @@ def main() -> None:
             for p in paths:
                 signed_error_level(read_rgb(p), args.qualities, 8.0)
             full_rate = len(paths) / (time.perf_counter() - t)
+            cache = [compact_sel_of_file(p, args.qualities) for p in paths]
+            rng = np.random.default_rng(0)
+            t = time.perf_counter()
+            for c in cache:
+                grid_crop(scale_error_diff(c, 8.0), 256, rng, flip=True)
+            cached_rate = len(cache) / (time.perf_counter() - t)
             share = args.train_images_per_s / full_rate if size == 256 else None
-            line = f"{size} px: SEL {sel_rate:.0f} images/s; read + SEL {full_rate:.0f} images/s"
+            line = (f"{size} px: SEL {sel_rate:.0f} images/s; read + SEL {full_rate:.0f} images/s; "
+                    f"cached sample {cached_rate:.0f} images/s ({sum(c.nbytes for c in cache) / len(cache) / 1e6:.2f} MB each)")
             if share is not None:
                 line += f" = {100 * share:.1f}% of a training step at {args.train_images_per_s:g} images/s"
             print(line)

@@ -58,8 +58,14 @@ def test_gradcam_maps_are_scaled_to_their_peak(tiny):
         assert m.max() == pytest.approx(1.0, abs=1e-6) or m.max() == 0.0
 
 
-def test_large_images_run_in_grid_aligned_tiles_with_the_same_result(tiny):
-    model, meta = tiny
+@pytest.mark.parametrize("score_context", [True, False])
+def test_large_images_run_in_grid_aligned_tiles_with_the_same_result(score_context):
+    # with score_context every cell is compared with the whole image's mean features
+    torch.manual_seed(0)
+    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8, "stem_stride": 1,
+                                     "score_context": score_context}})
+    model = build_wcbnet(cfg).eval()
+    meta = {"config": model_sections(cfg)}
     rgb = image(300, 245, seed=3)
     whole = block_maps(model, meta, rgb, max_side=None)
     tiled = block_maps(model, meta, rgb, max_side=160)

@@ -123,6 +123,31 @@ def test_fixed_seed_gives_identical_weights_and_another_seed_does_not(toy, tmp_p
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
+def test_sel_memory_cache_changes_nothing_but_speed(toy, tmp_path, capsys):
+    train_wcbnet(toy, tiny_config(epochs=2), 0, tmp_path / "a" / "w.pt", tmp_path / "a" / "log.csv")
+    assert "caching the training SELs in memory" in capsys.readouterr().err
+    train_wcbnet(toy, tiny_config(epochs=2, sel_cache_gb=0), 0, tmp_path / "b" / "w.pt", tmp_path / "b" / "log.csv")
+    assert "computed per batch" in capsys.readouterr().err
+    a, b = _weights(tmp_path / "a" / "w.pt"), _weights(tmp_path / "b" / "w.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_compact_sel_is_exact_and_one_byte_per_value_when_it_fits(tmp_path):
+    from weakloc.sel import scale_error_diff, signed_error_level
+    from weakloc.training import compact_sel_of_file
+
+    rng = np.random.default_rng(0)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BILINEAR))
+    harsh = np.zeros((64, 64, 3), np.uint8)
+    harsh[30, 30] = 255  # one white pixel: re-encoding at q=5 smears it, a difference of over 127
+    for name, rgb, dtype in [("smooth", smooth, np.int8), ("harsh", harsh, np.int16)]:
+        Image.fromarray(rgb).save(tmp_path / f"{name}.png")
+        compact = compact_sel_of_file(tmp_path / f"{name}.png", [90, 5])
+        assert compact.dtype == dtype, name
+        np.testing.assert_array_equal(scale_error_diff(compact, 8.0), signed_error_level(rgb, [90, 5], 8.0))
+
+
 def test_killed_run_resumes_from_the_last_epoch_and_ends_like_an_uninterrupted_one(toy, tmp_path, monkeypatch):
     import weakloc.training as training
 

@@ -51,6 +51,40 @@ def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def signed_error_diff(rgb: np.ndarray, qualities: Sequence[int]) -> np.ndarray:
+    """The unscaled signed error level: integer differences ``rgb - recompress(rgb, q)``.
+
+    Args:
+        rgb: ``(H, W, 3) uint8`` RGB image (any H, W >= 1).
+        qualities: Q JPEG qualities, each in 1..100 (``sel.qualities``).
+
+    Returns:
+        ``(3 * Q, H, W) int16`` in ``[-255, 255]``, channel ``3 * i + c`` for quality
+        ``qualities[i]`` and colour c. :func:`signed_error_level` is this divided by the scale;
+        training keeps this compact form in memory (``weakloc.training``). Deterministic.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise WeaklocError(f"signed_error_level: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    if not qualities:
+        raise WeaklocError("signed_error_level: key sel.qualities: at least one JPEG quality is needed")
+    h, w, _ = rgb.shape
+    out = np.empty((3 * len(qualities), h, w), dtype=np.int16)
+    base = rgb.astype(np.int16)
+    for i, q in enumerate(qualities):
+        if not 1 <= int(q) <= 100:
+            raise WeaklocError(f"signed_error_level: key sel.qualities: JPEG quality must be in 1..100, got {q}")
+        out[3 * i:3 * i + 3] = np.moveaxis(base - recompress(rgb, int(q)).astype(np.int16), 2, 0)
+    return out
+
+
+def scale_error_diff(diff: np.ndarray, scale: float) -> np.ndarray:
+    """``(3Q, H, W) float32`` SEL from integer differences (any integer dtype): ``diff / scale``."""
+    if not scale > 0:
+        raise WeaklocError(f"signed_error_level: key sel.scale: must be positive, got {scale}")
+    return diff.astype(np.float32) / np.float32(scale)
+
+
 def signed_error_level(rgb: np.ndarray, qualities: Sequence[int], scale: float) -> np.ndarray:
     """The signed error level of ``rgb`` at each JPEG quality.
 
@@ -65,20 +99,6 @@ def signed_error_level(rgb: np.ndarray, qualities: Sequence[int], scale: float) 
         ``(rgb[..., c] - recompress(rgb, qualities[i])[..., c]) / scale``; values lie in
         ``[-255 / scale, 255 / scale]`` and are mostly near 0. Deterministic.
     """
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise WeaklocError(f"signed_error_level: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-    if not qualities:
-        raise WeaklocError("signed_error_level: key sel.qualities: at least one JPEG quality is needed")
     if not scale > 0:
         raise WeaklocError(f"signed_error_level: key sel.scale: must be positive, got {scale}")
-    h, w, _ = rgb.shape
-    out = np.empty((3 * len(qualities), h, w), dtype=np.float32)
-    base = rgb.astype(np.int16)
-    div = np.float32(scale)
-    for i, q in enumerate(qualities):
-        if not 1 <= int(q) <= 100:
-            raise WeaklocError(f"signed_error_level: key sel.qualities: JPEG quality must be in 1..100, got {q}")
-        diff = base - recompress(rgb, int(q)).astype(np.int16)
-        out[3 * i:3 * i + 3] = np.moveaxis(diff, 2, 0).astype(np.float32) / div
-    return out
+    return scale_error_diff(signed_error_diff(rgb, qualities), scale)

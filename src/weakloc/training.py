@@ -10,7 +10,9 @@ column is never opened (a test makes the mask files unreadable to prove it).
   term is a loss on each block's own pooled score. Without it some blocks' score maps come
   out inverted (METHOD.md, prototype notes).
 - **Native resolution.** Images are never resized (resizing erases the JPEG traces). The SEL
-  is computed on the whole image, then cropped.
+  is computed on the whole image, then cropped. The training images' SELs are computed once
+  and kept in memory as integer differences when they fit in ``train.sel_cache_gb``
+  (:class:`TrainImages`); samples are bit-identical either way.
 - **Augmentations keep the JPEG grid.** A training crop of ``train.crop_size`` pixels starts
   at offsets that are multiples of :data:`GRID` (16): JPEG's luminance blocks are 8x8 and
   with 4:2:0 chroma subsampling the chroma blocks cover 16x16 pixels, so a 16-aligned crop
@@ -57,7 +59,7 @@ from tqdm import tqdm
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
 from weakloc.manifest import read_manifest
-from weakloc.sel import signed_error_level
+from weakloc.sel import scale_error_diff, signed_error_diff, signed_error_level
 from weakloc.wcbnet import WCBnet, build_wcbnet, model_sections, save_checkpoint
 
 #: Crop offsets are multiples of this (the 4:2:0 chroma block size in pixels, a multiple of 8).
@@ -129,11 +131,27 @@ def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) 
     return out
 
 
+def compact_sel_of_file(path: str | Path, qualities) -> np.ndarray:
+    """The SEL of a file as integer differences, int8 when they fit, else int16 (exact)."""
+    diff = signed_error_diff(read_rgb(path), qualities)
+    if diff.size and int(np.abs(diff).max()) <= 127:
+        return diff.astype(np.int8)
+    return diff
+
+
+def sel_cache_bytes(sizes: list[tuple[int, int]], n_qualities: int) -> int:
+    """Bytes the compact (int8) SELs of images of ``(width, height)`` ``sizes`` take."""
+    return int(sum(3 * n_qualities * int(w) * int(h) for w, h in sizes))
+
+
 class TrainImages(torch.utils.data.Dataset):
     """Training samples: ``(sel crop (C, S, S) float32, label float32)``.
 
     Reads only the image files (never masks). ``plan`` is the epoch's list of
     ``(row index, augmentation seed)``; :meth:`set_plan` replaces it each epoch.
+    After :meth:`cache_sels` the SELs are held in memory as integer differences (about one
+    byte per SEL value; :func:`compact_sel_of_file`) and no file is read again; a sample
+    is then bit-identical to one computed from the file.
     """
 
     def __init__(self, paths: list[str], labels: np.ndarray, sel_config: dict, crop_size: int) -> None:
@@ -142,6 +160,13 @@ class TrainImages(torch.utils.data.Dataset):
         self.sel_config = sel_config
         self.crop_size = crop_size
         self.plan: list[tuple[int, int]] = []
+        self.cache: list[np.ndarray] | None = None
+
+    def cache_sels(self) -> None:
+        """Compute every training image's SEL once and keep it in memory (a progress bar)."""
+        qualities = self.sel_config["qualities"]
+        self.cache = [compact_sel_of_file(p, qualities)
+                      for p in tqdm(self.paths, desc="training SEL (cached in memory)", file=sys.stderr, leave=False)]
 
     def set_plan(self, plan: list[tuple[int, int]]) -> None:
         self.plan = plan
@@ -151,7 +176,10 @@ class TrainImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         row, aug_seed = self.plan[i]
-        sel = sel_of_file(self.paths[row], self.sel_config)
+        if self.cache is not None:
+            sel = scale_error_diff(self.cache[row], float(self.sel_config["scale"]))
+        else:
+            sel = sel_of_file(self.paths[row], self.sel_config)
         crop = grid_crop(sel, self.crop_size, np.random.default_rng(aug_seed), flip=True)
         return torch.from_numpy(crop), torch.tensor(self.labels[row])
 
@@ -233,7 +261,7 @@ def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
     A resume state with another fingerprint belongs to another run and is not reused.
     """
     train = {k: v for k, v in config["train"].items()
-             if k not in ("time_budget_minutes", "threads", "num_workers", "device")}
+             if k not in ("time_budget_minutes", "threads", "num_workers", "device", "sel_cache_gb")}
     payload = {
         "sections": model_sections(config),
         "train": train,
@@ -387,6 +415,7 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
 
     dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]))
+    cache_decided = False
     generator = torch.Generator()
     generator.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -439,6 +468,9 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         if budget_s is not None and history and elapsed + mean_epoch > budget_s:
             stop_reason = "time_budget"
             break
+        if not cache_decided:  # only once an epoch will run (not when a finished run is rerun)
+            _cache_if_it_fits(dataset, train_df, config)
+            cache_decided = True
         t0 = time.perf_counter()
         dataset.set_plan(balanced_epoch_plan(train_labels, seed, epoch))
         lr = optimizer.param_groups[0]["lr"]
@@ -486,6 +518,18 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
             _save_resume(rpath, final)
     return {"best_epoch": best_epoch, "best_val_auc": best_auc, "epochs_run": len(history),
             "stop_reason": stop_reason, "seconds": elapsed}
+
+
+def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, config: dict) -> None:
+    """Cache the training SELs in memory when they fit in ``train.sel_cache_gb``; say which."""
+    need = sel_cache_bytes(list(zip(train_df["width"], train_df["height"])), len(config["sel"]["qualities"]))
+    limit = config["train"]["sel_cache_gb"]
+    if need <= float(limit) * 1e9:
+        print(f"weakloc train: caching the training SELs in memory ({need / 1e9:.2f} GB)", file=sys.stderr)
+        dataset.cache_sels()
+    else:
+        print(f"weakloc train: training SELs computed per batch (caching them would take {need / 1e9:.2f} GB "
+              f"> train.sel_cache_gb {limit})", file=sys.stderr)
 
 
 def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: float,

@@ -190,6 +190,20 @@ class WCBnet(nn.Module):
     def n_blocks(self) -> int:
         return len(self.widths)
 
+    def score_map(self, b: int, features: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """Block ``b``'s score map ``(N, 1, H_b, W_b)`` (float32 logits) from its features.
+
+        With ``score_context`` the head also sees ``features - mean``; ``mean`` ``(N, C_b, 1, 1)``
+        defaults to the features' own spatial mean (the whole image when ``features`` covers
+        it; a tiled caller passes the whole image's mean).
+        """
+        h_in = features
+        if self.score_context:  # each position against the image's own mean feature
+            if mean is None:
+                mean = features.mean(dim=(2, 3), keepdim=True)
+            h_in = torch.cat([features, features - mean.to(features.dtype)], dim=1)
+        return self.score_heads[b](h_in).float()
+
     def forward(self, x: torch.Tensor) -> WCBnetOutput:
         """``x``: ``(N, in_channels, H, W)`` float SEL. Returns a :class:`WCBnetOutput`."""
         features: list[torch.Tensor] = []
@@ -200,14 +214,10 @@ class WCBnet(nn.Module):
         if s > 1 and (x.shape[-2] % s or x.shape[-1] % s):
             x = F.pad(x, (0, -x.shape[-1] % s, 0, -x.shape[-2] % s))  # zero SEL at the end: grid kept
         h = self.stem(x)
-        for block, head in zip(self.blocks, self.score_heads):
+        for b, block in enumerate(self.blocks):
             h = block(h)
             features.append(h)
-            if self.score_context:  # each position against the image's own mean feature
-                h_in = torch.cat([h, h - h.mean(dim=(2, 3), keepdim=True)], dim=1)
-            else:
-                h_in = h
-            score_maps.append(head(h_in).float())
+            score_maps.append(self.score_map(b, h))
         block_logits = torch.stack(
             [pool_score_map(s, self.pooling, self.topk_fraction) for s in score_maps], dim=1
         )
