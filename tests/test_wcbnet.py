@@ -116,6 +116,9 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logit, model.eval()(x).logit)
     assert list(tmp_path.joinpath("ckpt").iterdir()) == [path]  # no temporary left behind
+    # the same weights and metadata give the same bytes (a DVC-tracked output stays unchanged)
+    save_checkpoint(tmp_path / "again.pt", model, config, {"epoch": 7, "val_auc": 0.83, "seed": 1})
+    assert (tmp_path / "again.pt").read_bytes() == path.read_bytes()
 
 
 def test_missing_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):

@@ -290,8 +290,10 @@ def save_checkpoint(path: str | Path, model: WCBnet, config: dict, extra: dict |
         "meta": meta,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # saved through a file object: torch then names the archive's inner folder "archive"
+    # rather than after the temporary file, so equal weights give byte-identical files (DVC)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[WCBnet, dict]:
