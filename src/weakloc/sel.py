@@ -99,6 +99,4 @@ def signed_error_level(rgb: np.ndarray, qualities: Sequence[int], scale: float) 
         ``(rgb[..., c] - recompress(rgb, qualities[i])[..., c]) / scale``; values lie in
         ``[-255 / scale, 255 / scale]`` and are mostly near 0. Deterministic.
     """
-    if not scale > 0:
-        raise WeaklocError(f"signed_error_level: key sel.scale: must be positive, got {scale}")
     return scale_error_diff(signed_error_diff(rgb, qualities), scale)
