@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install reproduce test report pull push lint clean
+.PHONY: install reproduce test test-cluster report pull push lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ reproduce: install
 ## Every test (unit tests, the DVC round trip and the smoke workflow).
 test: install
 	$(BIN)/python -m pytest
+
+## The smoke study through SLURM (a one-node cluster on this machine, scripts/cluster.sh) and
+## locally; their tables must be equal. Starts the cluster if needed (installing slurm-wlm and
+## munge where it is root); skips with the reason where it cannot. docs/cluster.md.
+test-cluster: install
+	@scripts/cluster.sh start; rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "test-cluster: SKIPPED (no SLURM cluster can run here; reason above)"; exit 0; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	WEAKLOC_CLUSTER_TESTS=1 $(BIN)/python -m pytest tests/test_cluster.py -v -s -rs
 
 report: install
 	$(BIN)/snakemake --report report.html

@@ -19,6 +19,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/detector.smk"
 include: "workflow/rules/localization.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/protocol.smk"
 
 
 rule all:

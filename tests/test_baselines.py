@@ -141,13 +141,33 @@ def test_cli_writes_one_map_per_split_image_and_resumes(tmp_path, photo, capsys)
     m = read_prob(out / "im0.png")
     assert m.shape == photo.shape[:2]
     np.testing.assert_allclose(m, baseline_map("noi1", tmp_path / "prepared/images/im0.jpg"), atol=0.5 / 255 + 1e-6)
-    # resume: an existing map is kept as it is, a missing one is written again
-    (out / "im0.png").write_bytes(b"kept")
-    (out / "im1.png").unlink()
+    # resume: maps a killed run left in the work folder are kept when the fingerprint matches,
+    # and the finished folder replaces the output; a rerun over a finished folder recomputes
+    # nothing stale (the old output is replaced as a whole)
+    from weakloc.io import partial_dir
+
+    import shutil
+
+    capsys.readouterr()
+    work = partial_dir(out)
+    shutil.copytree(out, work)
+    (work / "im1.png").unlink()
+    assert main(argv + ["--config-json", '{"evaluate": {}}']) == 0  # the fingerprint.json is missing: start over
+    assert "2 maps written, 0 kept" in capsys.readouterr().err
+    import weakloc.baselines as bl
+
+    real = bl.baseline_map
+    bl.baseline_map = lambda name, path, pct: (_ for _ in ()).throw(WeaklocError(f"{path}: simulated")) \
+        if "im1" in str(path) else real(name, path, pct)
+    try:
+        assert main(argv) == 2
+    finally:
+        bl.baseline_map = real
+    before = (work / "im0.png").read_bytes()
+    capsys.readouterr()
     assert main(argv) == 0
-    assert (out / "im0.png").read_bytes() == b"kept"
-    assert read_prob(out / "im1.png").shape == photo.shape[:2]
     assert "1 maps written, 1 kept" in capsys.readouterr().err
+    assert (out / "im0.png").read_bytes() == before and read_prob(out / "im1.png").shape == photo.shape[:2]
 
 
 def test_cli_reports_a_missing_manifest(tmp_path, capsys):

@@ -92,3 +92,16 @@ def test_every_key_has_a_description_and_a_default():
             walk(sub, where)
 
     walk(schema, "")
+
+
+def test_cross_datasets_are_checked_like_the_dataset():
+    entry = {"id": "shift", "dataset": {"name": "synthetic", "splits": {"train": 0, "val": 0, "test": 1}}}
+    cfg = validate_config({"cross_dataset": {"datasets": [entry]}})
+    ds = cfg["cross_dataset"]["datasets"][0]["dataset"]
+    assert ds["seed"] == 0 and ds["synthetic"]["n_images"] == 600  # the dataset section's defaults
+    with pytest.raises(ConfigError, match=r"cross_dataset.datasets.0.dataset.splits: train \+ val \+ test"):
+        validate_config({"cross_dataset": {"datasets": [{"id": "a", "dataset": {"splits": {"test": 0.5}}}]}})
+    with pytest.raises(ConfigError, match="cross_dataset.datasets.0.id: 'synthetic' is already"):
+        validate_config({"cross_dataset": {"datasets": [{"id": "synthetic", "dataset": {}}]}})
+    with pytest.raises(ConfigError, match="cross_dataset.datasets.0.dataset.name"):
+        validate_config({"cross_dataset": {"datasets": [{"id": "a", "dataset": {"name": "imagenet"}}]}})

@@ -11,6 +11,7 @@ from PIL import Image
 
 from weakloc.cli import main
 from weakloc.config import validate_config
+from weakloc.errors import WeaklocError
 from weakloc.io import read_prob
 from weakloc.localize import overlay
 from weakloc.wcbnet import build_wcbnet, save_checkpoint
@@ -68,7 +69,12 @@ def test_localize_mixed_folder(mixed_folder, checkpoint, tmp_path, capsys):
     assert "readme.txt" not in err
     rows = list(csv.DictReader(open(out / "scores.csv")))
     assert [r["id"] for r in rows] == sorted(sizes)
-    assert list(rows[0]) == ["id", "score", "prob", "mask", "overlay"]
+    assert list(rows[0]) == ["id", "score", "verdict", "threshold", "threshold_source", "prob", "mask", "overlay",
+                             "photo", "input"]
+    # an old checkpoint without an operating point: verdict at the 0.5 fallback, and the CSV says so
+    assert {r["threshold_source"] for r in rows} == {"default"} and {r["threshold"] for r in rows} == {"0.500000"}
+    assert all(r["verdict"] == ("manipulated" if float(r["score"]) > 0.5 else "authentic") for r in rows)
+    assert (out / "index.html").is_file() and (out / "run.json").is_file()
     for r in rows:
         h, w = sizes[r["id"]]
         assert 0.0 <= float(r["score"]) <= 1.0
@@ -78,6 +84,7 @@ def test_localize_mixed_folder(mixed_folder, checkpoint, tmp_path, capsys):
         assert prob.mode == "L" and prob.size == (w, h)
         assert mask.size == (w, h) and set(np.unique(np.asarray(mask))) <= {0, 255}
         assert ov.format == "JPEG" and ov.mode == "RGB" and ov.size == (w, h)
+        assert Image.open(out / r["photo"]).size == (w, h)
         # the mask is exactly prob > 0.5 of the written map
         np.testing.assert_array_equal(np.asarray(mask) == 255, read_prob(out / r["prob"]) > 0.5)
     assert not list(out.glob(".*tmp*"))  # no temporary files left behind
@@ -165,3 +172,278 @@ def test_workflow_commands_cams_fuse_refine(checkpoint, tmp_path):
 def test_fuse_without_cams_names_the_file(tmp_path, capsys):
     assert main(["fuse", "--cams", str(tmp_path / "none"), "--method", "mean", "--out", str(tmp_path / "o")]) == 2
     assert "blocks.csv" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- Python API
+
+def test_localizer_api_matches_the_cli_files(mixed_folder, checkpoint, tmp_path):
+    from weakloc import Localization, Localizer
+
+    folder, sizes = mixed_folder
+    out = tmp_path / "out"
+    main(["localize", str(folder / "good_jpeg.jpg"), str(folder / "tiff16.tif"), "--checkpoint", str(checkpoint),
+          "--out", str(out)])
+    rows = {r["id"]: r for r in csv.DictReader(open(out / "scores.csv"))}
+    loc = Localizer(checkpoint)  # loads once; called on paths, arrays and Pillow images below
+    for stem, name in (("good_jpeg", "good_jpeg.jpg"), ("tiff16", "tiff16.tif")):
+        res = loc(folder / name)
+        assert isinstance(res, Localization)
+        assert res.prob.shape == sizes[stem] and res.prob.dtype == np.float32 and res.mask.dtype == bool
+        # the same numbers as the files the CLI wrote: map, mask (exactly prob > 0.5), score, verdict
+        np.testing.assert_array_equal(res.prob, read_prob(out / rows[stem]["prob"]))
+        np.testing.assert_array_equal(res.mask, res.prob > 0.5)
+        np.testing.assert_array_equal(res.mask, np.asarray(Image.open(out / rows[stem]["mask"])) == 255)
+        assert f"{res.score:.6f}" == rows[stem]["score"] and res.verdict == rows[stem]["verdict"]
+        assert (res.threshold, res.threshold_source) == (0.5, "default")
+    rgb = np.asarray(Image.open(folder / "good_png.png").convert("RGB"))
+    by_array, by_path = loc(rgb), loc(str(folder / "good_png.png"))
+    np.testing.assert_array_equal(by_array.prob, by_path.prob)
+    assert by_array.score == by_path.score
+    assert loc(Image.fromarray(rgb)).score == by_path.score
+    with pytest.raises(WeaklocError, match=r"\(H, W, 3\) uint8"):
+        loc(rgb.astype(np.float32))
+    with pytest.raises(WeaklocError, match="missing.png"):
+        loc(tmp_path / "missing.png")
+
+
+def test_verdict_uses_the_operating_point_stored_in_the_checkpoint(tmp_path):
+    from weakloc import Localizer
+
+    torch.manual_seed(0)
+    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
+    model = build_wcbnet(cfg)
+    img = tmp_path / "a.png"
+    Image.fromarray(photo(40, 40, 3)).save(img)
+    score = Localizer(_save(tmp_path / "plain.pt", model, cfg), segmenters=[])(img).score
+    for offset, verdict in ((-1e-3, "manipulated"), (1e-3, "authentic")):
+        ckpt = _save(tmp_path / f"op{offset}.pt", model, cfg,
+                     {"image_threshold": {"value": score + offset, "criterion": "youden_j"}})
+        res = Localizer(ckpt, segmenters=[])(img)
+        assert (res.threshold, res.threshold_source, res.verdict) == (score + offset, "validation", verdict)
+        out = tmp_path / f"out{offset}"
+        assert main(["localize", str(img), "--checkpoint", str(ckpt), "--out", str(out), "--no-refine"]) == 0
+        row = next(csv.DictReader(open(out / "scores.csv")))
+        assert (row["verdict"], row["threshold_source"]) == (verdict, "validation")
+        assert "chosen on the validation split" in (out / "index.html").read_text()
+
+
+def _save(path, model, cfg, extra=None):
+    save_checkpoint(path, model, cfg, extra)
+    return path
+
+
+def test_choose_threshold_maximises_youden_j_like_sklearn():
+    from sklearn.metrics import f1_score, roc_curve
+
+    from weakloc.operating_point import choose_threshold
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1)
+        if trial % 3 == 0:
+            s = np.round(s, 1)  # many ties
+        point = choose_threshold(y, s)
+        fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+        j = tpr - fpr
+        assert point["j"] == pytest.approx(j.max(), abs=1e-12)
+        best = np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))
+        # ties go to the highest cut: sklearn's thresholds are decreasing, so the first maximum
+        cut = thr[best[0]]
+        pred = s > point["value"]
+        if np.isfinite(cut):
+            np.testing.assert_array_equal(pred, s >= cut)
+        else:
+            assert not pred.any()
+        assert point["value"] not in set(s.tolist()) and 0 <= point["value"] <= 1
+        assert point["tpr"] == pytest.approx(pred[y == 1].mean()) and point["fpr"] == pytest.approx(pred[y == 0].mean())
+        assert point["f1"] == pytest.approx(f1_score(y, pred, zero_division=0))
+    assert choose_threshold([1, 1], [0.2, 0.9]) is None
+    # a perfect separation: the cut lies halfway between the classes
+    assert choose_threshold([0, 0, 1, 1], [0.1, 0.3, 0.7, 0.9])["value"] == pytest.approx(0.5)
+
+
+def test_training_stores_the_validation_operating_point(tmp_path):
+    from test_training import make_toy_dataset, tiny_config
+
+    from weakloc.detection import score_images
+    from weakloc.operating_point import choose_threshold
+    from weakloc.manifest import read_manifest
+    from weakloc.training import train_wcbnet
+    from weakloc.wcbnet import load_checkpoint
+
+    manifest = make_toy_dataset(tmp_path / "toy", n_per_class=8)
+    train_wcbnet(manifest, tiny_config(epochs=2), 0, tmp_path / "w.pt", tmp_path / "log.csv")
+    model, meta = load_checkpoint(tmp_path / "w.pt")
+    point = meta["image_threshold"]
+    assert point["criterion"] == "youden_j" and point["split"] == "val" and point["epoch"] == meta["epoch"]
+    # it is the threshold of the saved (best-epoch) model's own validation probabilities
+    val = read_manifest(manifest, split="val")
+    probs = score_images(model, meta, val["image"].tolist(), device="cpu", progress=False)
+    again = choose_threshold(val["label"].to_numpy(), probs)
+    assert point["value"] == pytest.approx(again["value"], abs=1e-6) and point["j"] == pytest.approx(again["j"])
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+
+def test_orient_array_is_pillows_exif_transpose():
+    from PIL import ImageOps
+
+    from weakloc.io import orient_array
+
+    a = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    for o in range(1, 9):
+        buf = io.BytesIO()
+        exif = Image.Exif()
+        exif[0x0112] = o
+        Image.fromarray(a).save(buf, format="JPEG", exif=exif, quality=100)
+        shown = ImageOps.exif_transpose(Image.open(buf))
+        stored = np.asarray(Image.open(buf).convert("RGB"))
+        np.testing.assert_array_equal(orient_array(stored, o), np.asarray(shown.convert("RGB")))
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_rotated_jpeg_maps_line_up_with_a_mask_drawn_on_the_displayed_image(checkpoint, tmp_path, orientation):
+    """A flat grey square (zero SEL: constant detector output) in a noisy photo, as a viewer shows it;
+    the file stores the pixels turned and says so in its EXIF orientation tag."""
+    from weakloc import Localizer
+    from weakloc.io import orient_array
+
+    H, W = 256, 384  # displayed; multiples of 16 keep the flat square on whole JPEG blocks either way
+    shown = np.random.default_rng(1).integers(0, 256, (H, W, 3)).astype(np.uint8)
+    gt = np.zeros((H, W), bool)
+    gt[32:224, 32:224] = True
+    shown[gt] = 128
+    inverse = {3: 3, 6: 8, 8: 6}[orientation]
+    stored = orient_array(shown, inverse)
+    assert np.array_equal(orient_array(stored, orientation), shown)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(stored).save(d / "turned.jpg", quality=95, exif=exif)
+    (tmp_path / "gt").mkdir()
+    Image.fromarray(gt.astype(np.uint8) * 255).save(tmp_path / "gt" / "turned.png")  # drawn on the displayed image
+
+    out = tmp_path / "out"
+    assert main(["localize", str(d), "--checkpoint", str(checkpoint), "--out", str(out), "--no-refine"]) == 0
+    prob = read_prob(out / "turned_prob.png")
+    assert prob.shape == (H, W)
+    inner = prob[96:160, 96:160]   # inside the square, beyond the detector's reach of its edges
+    mirror = prob[96:160, W - 160:W - 96]  # where the square would be if the map were not turned
+    assert np.ptp(inner) == 0.0 and np.ptp(mirror) > 0
+    assert np.abs(np.asarray(Image.open(out / "turned_photo.jpg").convert("L"), float)[gt][:100] - 128).max() < 4
+    # `weakloc score OUT GT`: the map and the mask drawn on the displayed image have the same size
+    assert main(["score", str(out), str(tmp_path / "gt"), "--quiet"]) == 0
+    # the API reads the file the same way
+    np.testing.assert_array_equal(Localizer(checkpoint, segmenters=[])(d / "turned.jpg").prob, prob)
+
+
+# --------------------------------------------------------------------------- commands that chain
+
+def test_score_reads_the_localize_folder_without_flags(mixed_folder, checkpoint, tmp_path, capsys):
+    import json
+
+    from weakloc.scoring import detect_suffix
+
+    folder, sizes = mixed_folder
+    out, gt = tmp_path / "out", tmp_path / "gt"
+    gt.mkdir()
+    for stem in ("good_png", "web"):
+        h, w = sizes[stem]
+        m = np.zeros((h, w), np.uint8)
+        m[: h // 2, : w // 3] = 255
+        Image.fromarray(m).save(gt / f"{stem}.png")
+    assert main(["localize", str(folder / "good_png.png"), str(folder / "web.webp"), "--checkpoint",
+                 str(checkpoint), "--out", str(out)]) == 0
+    assert detect_suffix(out) == "_prob.png" and detect_suffix(gt) == ".png"
+    capsys.readouterr()
+    assert main(["score", str(out), str(gt), "--quiet", "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["suffix"] == "_prob.png" and summary["n_missing"] == 0 and summary["n_images"] == 2
+    # without scores.csv the file names alone identify the folder
+    (out / "scores.csv").unlink()
+    assert detect_suffix(out) == "_prob.png"
+
+
+# --------------------------------------------------------------------------- speed levers change nothing else
+
+def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoint, tmp_path):
+    """The CLI segments in a worker thread beside the detector and reads ahead: same bytes as one
+    thread doing each step in turn."""
+    from weakloc.io import quantize_prob, read_rgb_stored
+    from weakloc.localize import build_segmenters, localize_image
+    from weakloc.wcbnet import load_checkpoint
+
+    folder, _ = mixed_folder
+    out = tmp_path / "out"
+    assert main(["localize", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--segmenter", "slic",
+                 "felzenszwalb"]) == 1  # the two bad files
+    config = validate_config({})
+    model, meta = load_checkpoint(checkpoint)
+    segs = build_segmenters(["slic", "felzenszwalb"], config)
+    for r in csv.DictReader(open(out / "scores.csv")):
+        stored, orientation = read_rgb_stored(r["input"])
+        score, prob = localize_image(stored, model, meta, config, "attention", segs, orientation)
+        np.testing.assert_array_equal(read_prob(out / r["prob"]), quantize_prob(prob))
+        assert r["score"] == f"{score:.6f}"
+
+
+def test_segment_max_side_maps_a_valid_partition_back(checkpoint, tmp_path):
+    from weakloc.localize import segment_image
+    from weakloc.segmenters import build_segmenter
+    from weakloc.segmenters.partition import finalize_partition
+
+    rgb = photo(150, 230, 4)
+    seg = build_segmenter("slic", {})
+    full, = segment_image(rgb, [seg])
+    small, = segment_image(rgb, [seg], max_side=100)
+    np.testing.assert_array_equal(full, seg(rgb))  # off (None): full resolution, unchanged
+    assert small.shape == (150, 230) and small.dtype == np.int32
+    ids = np.unique(small)
+    np.testing.assert_array_equal(ids, np.arange(ids.size))  # ids 0..R-1, every pixel in one region
+    assert finalize_partition(small).max() == small.max()  # regions stay 4-connected
+    assert not np.array_equal(small, full)
+    out = tmp_path / "o"
+    assert main(["localize", str(_png(tmp_path, rgb)), "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--segment-max-side", "100"]) == 0
+    assert read_prob(out / "p_prob.png").shape == (150, 230)
+    assert json_load(out / "run.json")["settings"]["localize"]["segment_max_side"] == 100
+    assert main(["localize", str(tmp_path / "p.png"), "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--segment-max-side", "8"]) == 2
+
+
+def _png(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    return tmp_path / "p.png"
+
+
+def json_load(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_localize_keeps_the_scores_of_images_done_before_a_failure(checkpoint, tmp_path, monkeypatch):
+    """`scores.csv` is written as the run goes: a failure (a full disk, say) after N images keeps their rows."""
+    import weakloc.localize as lz
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(photo(48, 64, seed=i)).save(folder / f"p{i}.png")
+    real = lz.write_image_outputs
+
+    def disk_full_on_the_fourth(out, image_id, *args):
+        if image_id == "p3":
+            raise OSError(28, "No space left on device", str(out / f"{image_id}_prob.png"))
+        return real(out, image_id, *args)
+
+    monkeypatch.setattr(lz, "write_image_outputs", disk_full_on_the_fourth)
+    out = tmp_path / "out"
+    assert main(["localize", str(folder), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    rows = pd.read_csv(out / "scores.csv")
+    assert {"p0", "p1", "p2"} <= set(rows["id"]) and "p3" not in set(rows["id"])  # p4 may have been done too
+    assert all((out / f"{i}_prob.png").is_file() for i in rows["id"])

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 from sklearn.metrics import (accuracy_score, f1_score, jaccard_score, matthews_corrcoef,
-                             precision_recall_curve, roc_auc_score)
+                             precision_recall_curve, recall_score, roc_auc_score)
 
 from weakloc.errors import WeaklocError
 from weakloc.metrics import (CURVE_THRESHOLDS, ScoreHistogram, f1_threshold_curve, image_metrics,
@@ -198,3 +198,38 @@ def test_hundreds_of_256px_maps_take_seconds():
     hists = [ScoreHistogram.from_maps(m, gt) for m in maps * 10]  # 200 images
     summarize_localization(hists)
     assert time.perf_counter() - start < 10.0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_combined_f1_is_the_harmonic_mean_of_sklearn_pixel_and_image_f1(seed):
+    from scipy.stats import hmean
+
+    from weakloc.metrics import combined_f1
+
+    rng = np.random.default_rng(seed)
+    cases = [random_case(rng) for _ in range(4)]
+    pixel = summarize_localization([ScoreHistogram.from_maps(p, g) for p, g in cases], 0.5)["f1"]
+    sk_pixel = np.mean([f1_score(g.ravel(), p.ravel() > 0.5) for p, g in cases])
+    labels = rng.integers(0, 2, 40)
+    scores = np.clip(0.3 * labels + rng.random(40) * 0.7, 0, 1)
+    m = image_metrics(labels, scores)
+    assert m["f1"] == pytest.approx(f1_score(labels, scores > 0.5))
+    sen, spe = recall_score(labels, scores > 0.5), recall_score(1 - labels, scores <= 0.5)
+    assert m["recall"] == pytest.approx(sen) and m["specificity"] == pytest.approx(spe)
+    assert m["image_f1"] == pytest.approx(hmean([sen, spe]))
+    assert combined_f1(pixel, m["image_f1"]) == pytest.approx(hmean([sk_pixel, hmean([sen, spe])]))
+
+
+def test_combined_f1_edge_cases():
+    from weakloc.metrics import combined_f1
+
+    from weakloc.metrics import sensitivity_specificity_f1
+
+    assert sensitivity_specificity_f1(0.0, 0.0) == 0.0 and sensitivity_specificity_f1(1.0, 0.0) == 0.0
+    all_flagged = image_metrics([0, 1, 1], [0.9, 0.9, 0.9])  # no authentic image passed: image F1 0
+    assert all_flagged["f1"] == pytest.approx(0.8) and all_flagged["image_f1"] == 0.0
+    assert combined_f1(0.0, 0.0) == 0.0
+    assert combined_f1(0.0, 0.9) == 0.0
+    assert combined_f1(None, 0.5) is None and combined_f1(0.5, None) is None
+    with pytest.raises(WeaklocError, match="combined_f1"):
+        combined_f1(1.5, 0.5)

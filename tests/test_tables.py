@@ -34,6 +34,14 @@ VARIANTS = {"block1": 0.10, "block2": 0.20, "fused-attention": 0.30, "fused-mean
             "refined-attention-slic-prior10": 0.39, "sel-75-90-fused-attention": 0.25, "notes": 0.0}
 
 
+def files(root, *, seeds=None, drop=()):
+    """The score files under a results tree, as the tables rule would list them."""
+    out = sorted(p for p in root.rglob("*.json") if p.stem != "notes")
+    if seeds is not None:
+        out = [p for p in out if "baselines" in p.parts or any(f"seed{s}" in p.parts for s in seeds)]
+    return [p for p in out if p.stem not in drop]
+
+
 @pytest.fixture()
 def results(tmp_path):
     root = tmp_path / "results" / "synthetic"
@@ -58,7 +66,7 @@ def test_parse_variant():
 
 def test_tables_mean_std_over_two_seeds(results, tmp_path):
     out = tmp_path / "tables"
-    names = build_tables(results, out, {"sel": {"qualities": [90]}})
+    names = build_tables(files(results), out, {"sel": {"qualities": [90]}})
     assert set(names) == {"localization", "localization_dataset_level", "detection", "ablation_fusion_segmenter",
                           "ablation_sel", "ablation_prior", "baselines", "baselines_dataset_level"}
     loc = pd.read_csv(out / "localization.csv")
@@ -101,7 +109,7 @@ def test_tables_mean_std_over_two_seeds(results, tmp_path):
 
 def test_markdown_and_latex_are_well_formed(results, tmp_path):
     out = tmp_path / "tables"
-    for name in build_tables(results, out):
+    for name in build_tables(files(results), out):
         md = [ln for ln in (out / f"{name}.md").read_text().splitlines() if ln.startswith("|")]
         pipes = {ln.replace("\\|", "").count("|") for ln in md}
         assert len(pipes) == 1 and len(md) >= 3, name
@@ -121,36 +129,90 @@ def test_markdown_and_latex_are_well_formed(results, tmp_path):
 def test_single_seed_has_no_std(results, tmp_path):
     import shutil
     shutil.rmtree(results / "seed1")
-    build_tables(results, tmp_path / "t")
+    build_tables(files(results), tmp_path / "t")
     md = (tmp_path / "t" / "localization.md").read_text()
     assert "±" not in md.split("\n*")[0] and "0.300" in md
 
 
 def test_missing_inputs_give_clear_errors(results, tmp_path):
-    with pytest.raises(WeaklocError, match="results folder not found"):
-        build_tables(tmp_path / "nothing", tmp_path / "t")
-    empty = tmp_path / "empty"
-    (empty / "seed0").mkdir(parents=True)
-    with pytest.raises(WeaklocError, match="no score files"):
-        build_tables(empty, tmp_path / "t")
+    with pytest.raises(WeaklocError, match="score file not found"):
+        build_tables([tmp_path / "nothing" / "seed0" / "scores" / "fused-mean.json"], tmp_path / "t")
+    with pytest.raises(WeaklocError, match="no score files given"):
+        build_tables([], tmp_path / "t")
+    with pytest.raises(WeaklocError, match=r"notes\.json: not a score file"):
+        build_tables([results / "seed0" / "scores" / "notes.json"], tmp_path / "t")
+    given = files(results)
     (results / "seed1" / "scores" / "fused-mean.json").unlink()
-    with pytest.raises(WeaklocError, match=r"seed1/scores/fused-mean\.json: missing"):
-        build_tables(results, tmp_path / "t")
+    with pytest.raises(WeaklocError, match=r"fused-mean\.json: score file not found"):
+        build_tables(given, tmp_path / "t")
+    with pytest.raises(WeaklocError, match=r"fused-mean\.json: given for seed\(s\) 0 but not for seed 1"):
+        build_tables(files(results), tmp_path / "t")
     write(results / "seed1" / "scores" / "fused-mean.json", {"f1": 0.3})
     with pytest.raises(WeaklocError, match=r"fused-mean\.json: lacks key\(s\) iou"):
-        build_tables(results, tmp_path / "t")
+        build_tables(files(results), tmp_path / "t")
     (results / "seed1" / "scores" / "fused-mean.json").write_text("{not json")
     with pytest.raises(WeaklocError, match="not valid JSON"):
-        build_tables(results, tmp_path / "t")
+        build_tables(files(results), tmp_path / "t")
 
 
 def test_literature_table_from_quoted_numbers_and_cli(results, tmp_path, capsys):
     lit = tmp_path / "lit.csv"
     lit.write_text("method,dataset,metric,value,source\nSomeNet,CASIA2,pixel F1,0.5,Author et al. 2020 Table 3\n")
     out = tmp_path / "tables"
-    assert main(["tables", "--results", str(results), "--out", str(out), "--literature", str(lit)]) == 0
+    assert main(["tables", *map(str, files(results)), "--out", str(out), "--literature", str(lit)]) == 0
     md = (out / "literature.md").read_text()
     assert "SomeNet (CASIA2)" in md and "Author et al. 2020 Table 3" in md and "not run here" in md
     lit.write_text("method,dataset,metric,value,source\nSomeNet,CASIA2,pixel F1,0.5,\n")
-    assert main(["tables", "--results", str(results), "--out", str(out), "--literature", str(lit)]) == 2
+    assert main(["tables", *map(str, files(results)), "--out", str(out), "--literature", str(lit)]) == 2
     assert "has no source" in capsys.readouterr().err
+
+
+def test_tables_read_only_the_files_given_not_what_lies_on_disk(results, tmp_path):
+    """Staleness: a seed or a variant of an earlier configuration, still on disk, stays out of the tables."""
+    out = tmp_path / "tables"
+    build_tables(files(results, seeds=[0]), out)  # seed1's files lie beside them, from an earlier run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_seeds"] == 1 and summary["seeds"] == [0]
+    assert summary["detection"]["auc"] == pytest.approx(0.80)  # seed 0 alone, not the mean 0.81
+    loc = pd.read_csv(out / "localization.csv").set_index("row")
+    assert loc.loc["Fused (attention)", "f1_mean"] == pytest.approx(0.30)
+    assert set(loc["n_seeds"]) == {1}
+
+    build_tables(files(results, drop=("fused-mean", "refined-mean-slic")), out)  # a fusion dropped from the config
+    loc = pd.read_csv(out / "localization.csv")
+    assert "Fused (mean)" not in set(loc["row"])
+    assert "fused-mean" not in json.loads((out / "summary.json").read_text())["localization"]
+    grid = pd.read_csv(out / "ablation_fusion_segmenter.csv")
+    assert "mean" not in set(grid["row"])
+
+
+def test_sel_ablation_model_detection_is_not_the_main_models(results, tmp_path):
+    det = results / "sel-75-90" / "seed0" / "detect" / "metrics.json"
+    write(det, {"auc": 0.1, "accuracy": 0.1, "f1": 0.1})
+    with pytest.raises(WeaklocError, match="not a score file"):
+        build_tables([*files(results), det], tmp_path / "t")
+
+
+def test_peer_rows_and_combined_f1(results, tmp_path):
+    from scipy.stats import hmean
+
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        write(results / f"seed{seed}" / "scores" / "peer-attention-edgecam.json", score_json(0.31 + shift))
+        write(results / f"seed{seed}" / "scores" / "peer-attention-sepl.json", score_json(0.33 + shift))
+    assert parse_variant("peer-attention-sepl") == ("peer", {"fusion": "attention", "rule": "sepl"})
+    out = tmp_path / "tables"
+    build_tables(files(results), out, config={"segmenters": {"use": ["slic", "sam"]}})
+    loc = pd.read_csv(out / "localization.csv")
+    rows = list(loc["row"])
+    assert rows[-2:] == ["EdgeCAM-style", "SEPL-style"]
+    assert loc.set_index("row").loc["SEPL-style", "f1_mean"] == pytest.approx(0.34)
+    det = pd.read_csv(out / "detection.csv").iloc[0]
+    assert np.isnan(det["combined_f1_mean"])  # these detection files predate image_f1: no combined F1 invented
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        path = results / f"seed{seed}" / "detect" / "metrics.json"
+        write(path, {**json.loads(path.read_text()), "image_f1": 0.5 + shift})
+    build_tables(files(results), out, config={"segmenters": {"use": ["slic", "sam"]}})
+    det = pd.read_csv(out / "detection.csv").iloc[0]
+    # default pipeline = refined-attention-all (0.44 / 0.46); image F1 (sens./spec.) 0.5 / 0.52
+    assert det["pixel_f1_mean"] == pytest.approx(0.45) and det["image_f1_mean"] == pytest.approx(0.51)
+    assert det["combined_f1_mean"] == pytest.approx(np.mean([hmean([0.44, 0.5]), hmean([0.46, 0.52])]))

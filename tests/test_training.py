@@ -269,3 +269,52 @@ def test_cli_train_and_detect(toy, tmp_path):
     assert {"auc", "accuracy", "f1"} <= set(metrics)
     assert main(["detect", "--manifest", str(toy), "--checkpoint", str(tmp_path / "none.pt"),
                  "--scores", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "m.json")]) == 2
+
+
+def test_changed_data_with_the_same_ids_retrains(tmp_path, capsys):
+    """Staleness: other images under the same ids, splits and labels (another synthetic size) are
+    another run: training starts over instead of resuming and handing back the old model."""
+    root = tmp_path / "data"
+    manifest = make_toy_dataset(root)
+    ckpt = tmp_path / "w.pt"
+    train_wcbnet(manifest, tiny_config(epochs=2), 0, ckpt, tmp_path / "log.csv")
+    old = ckpt.read_bytes()
+    capsys.readouterr()
+    train_wcbnet(manifest, tiny_config(epochs=2), 0, ckpt, tmp_path / "log.csv")  # same data: resumes, same bytes
+    assert "resuming after epoch 2" in capsys.readouterr().err and ckpt.read_bytes() == old
+    other = make_toy_dataset(tmp_path / "other", seed=1)  # same ids, splits, labels; other pixels
+    for f in (root / "images").iterdir():
+        f.write_bytes((other.parent / "images" / f.name).read_bytes())
+    summary = train_wcbnet(manifest, tiny_config(epochs=2), 0, ckpt, tmp_path / "log.csv")
+    err = capsys.readouterr().err
+    assert "belongs to another run" in err and "resuming" not in err
+    assert summary["epochs_run"] == 2 and ckpt.read_bytes() != old
+
+
+def test_default_training_length_is_epochs_not_a_clock_and_a_budget_is_recorded(toy, tmp_path):
+    """The same seed gives the same bytes whatever the load: no default stops on a timer; an
+    opt-in budget is written into the checkpoint so the tables can flag it."""
+    from weakloc.config import load_config
+    from weakloc.wcbnet import load_checkpoint
+
+    assert load_config(None)["train"]["time_budget_minutes"] is None
+    import yaml
+    assert yaml.safe_load(open(Path(__file__).parents[1] / "config.yaml"))["train"].get("time_budget_minutes") is None
+    train_wcbnet(toy, tiny_config(epochs=1), 0, tmp_path / "a.pt", tmp_path / "a.csv")
+    assert load_checkpoint(tmp_path / "a.pt")[1]["stop_reason"] == "max_epochs"
+    train_wcbnet(toy, tiny_config(epochs=50, time_budget_minutes=1e-5), 0, tmp_path / "b.pt", tmp_path / "b.csv")
+    meta = load_checkpoint(tmp_path / "b.pt")[1]
+    assert meta["stop_reason"] == "time_budget" and meta["time_budget_minutes"] == 1e-5
+
+
+def test_threads_follow_the_rule(monkeypatch):
+    """Training takes the rule's `threads` (OMP_NUM_THREADS), not every core."""
+    from weakloc.training import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(None) == 1 and torch.get_num_threads() == 1
+        assert set_threads(2) == 2
+    finally:
+        torch.set_num_threads(before)

@@ -6,3 +6,14 @@ regions. See docs/method.md for what is the paper's and what is ours.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Localizer", "Localization", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `import weakloc` (and the CLI's start-up) stays free of torch.
+    if name in ("Localizer", "Localization"):
+        from weakloc import localize
+
+        return getattr(localize, name)
+    raise AttributeError(f"module 'weakloc' has no attribute {name!r}")

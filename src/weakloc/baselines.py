@@ -62,8 +62,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from weakloc.errors import WeaklocError
-from weakloc.io import read_rgb, write_prob
-from weakloc.manifest import read_manifest
+from weakloc.io import inside, read_rgb, resumable_dir, write_prob
+from weakloc.manifest import content_hash, read_manifest
+from weakloc.shards import shard_items
 
 #: Default percentiles of the per-image robust min-max normalisation.
 DEFAULT_PERCENTILES = (1.0, 99.0)
@@ -227,30 +228,33 @@ def baseline_map(name: str, image_path: str | Path,
 
 def write_baseline_maps(name: str, manifest: str | Path, split: str, out_dir: str | Path,
                         percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, shard=None) -> dict:
     """Write ``out_dir/{id}.png`` (:func:`weakloc.io.write_prob`) for every image of ``split``.
 
-    Maps that already exist are kept (an interrupted run resumes); each new one is written
-    atomically. Returns ``{"baseline", "images", "written", "skipped", "seconds",
-    "seconds_per_image"}`` (seconds over the maps written in this call).
+    The maps go through a work folder (:func:`weakloc.io.resumable_dir`, keyed by the
+    detector, ``percentiles`` and the images' bytes) that replaces ``out_dir`` when all are
+    done, so a killed run resumes with the maps it had finished, and a change of percentiles
+    or data recomputes them all. Returns ``{"baseline", "images", "written", "skipped",
+    "seconds", "seconds_per_image"}`` (seconds over the maps written in this call).
     """
     from tqdm import tqdm
 
     if name not in BASELINES:
         raise WeaklocError(f"unknown baseline {name!r} (choose from {', '.join(BASELINES)})")
-    rows = read_manifest(manifest, split=split)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    rows = shard_items(read_manifest(manifest, split=split), shard)  # shard: weakloc.shards.Shard or None (all)
+    fingerprint = {"step": "baseline", "baseline": name, "percentiles": [float(p) for p in percentiles],
+                   "split": split, "data": content_hash(rows)}
     written = skipped = 0
     start = time.perf_counter()
-    for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"baseline {name}",
-                    unit="img", file=sys.stderr, disable=not progress):
-        target = out / f"{row.id}.png"
-        if target.exists():
-            skipped += 1
-            continue
-        write_prob(baseline_map(name, row.image, percentiles), target)
-        written += 1
+    with resumable_dir(out_dir, fingerprint) as work:
+        for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"baseline {name}",
+                        unit="img", file=sys.stderr, disable=not progress):
+            target = inside(work, f"{row.id}.png")
+            if target.exists():
+                skipped += 1
+                continue
+            write_prob(baseline_map(name, row.image, percentiles), target)
+            written += 1
     seconds = time.perf_counter() - start
     return {"baseline": name, "images": len(rows), "written": written, "skipped": skipped,
             "seconds": round(seconds, 3), "seconds_per_image": round(seconds / written, 4) if written else None}

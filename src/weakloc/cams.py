@@ -23,8 +23,9 @@ Large images. Resizing an image erases the JPEG traces the detector reads (METHO
 AUC 0.84 -> 0.56), so images whose longer side exceeds ``max_side`` are **not** resized: they
 run in overlapping tiles at native resolution. Tile origins are multiples of
 ``lcm(8, 2**(B-1))``, so every tile keeps the 8x8 JPEG grid phase and the cell grid of every
-block; each tile contributes only its core (a margin of at least 64 pixels is cut from every
-inner edge, and more than the model's receptive radius: 23 pixels for the default model), so
+block; each tile contributes only its core (a margin is cut from every inner edge: at least
+64 pixels and more than the model's receptive radius plus two top-block cells, rounded up to
+the alignment; the default model, stem stride 4, sees 94 pixels, so its margin is 160), so
 the stitched score
 maps equal the whole-image ones up to floating point. The block scores are pooled from the
 stitched maps and the block weights come from the attention module applied to the
@@ -150,7 +151,8 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_side: int | None = 2048) -> BlockMaps:
+def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_side: int | None = 2048,
+               sel: np.ndarray | None = None) -> BlockMaps:
     """Per-block activation maps of one image.
 
     Args:
@@ -160,6 +162,9 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
         method: ``score`` or ``gradcam`` (module docstring).
         max_side: images with a longer side above this run in native-resolution tiles of at
             most ``max_side x max_side`` pixels (None: always whole).
+        sel: the image's SEL if it is already computed (``signed_error_level(rgb, ...)`` with
+            the checkpoint's ``sel`` settings; ``weakloc localize`` computes it in a worker
+            thread); None = computed here.
 
     Returns:
         :class:`BlockMaps` with ``maps`` ``(B, H, W) float32`` in ``[0, 1]``.
@@ -170,7 +175,10 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise WeaklocError(f"cams: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
     sel_cfg = meta["config"]["sel"]
-    sel = signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
+    if sel is None:
+        sel = signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
+    elif sel.shape[1:] != rgb.shape[:2]:
+        raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
     H, W = sel.shape[1:]
     B = model.n_blocks
     strides, offset = block_strides(model)
@@ -236,7 +244,7 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
                 prob = float(torch.sigmoid((weights_t * block_logits).sum()))
             else:
                 # Grad-CAM cells are not logits; pool a score-method pass for the probability.
-                bm = block_maps(model, meta, rgb, "score", max_side)
+                bm = block_maps(model, meta, rgb, "score", max_side, sel=sel)
                 prob, block_probs = bm.prob, bm.block_probs
             weights = weights_t.numpy()
 

@@ -1,7 +1,9 @@
 """The ``weakloc`` command line: one sub-command per step of the method.
 
 Each topic registers its sub-commands from ``weakloc.commands.<topic>``. A
-:class:`~weakloc.errors.WeaklocError` ends the program with one line on stderr and exit 2.
+:class:`~weakloc.errors.WeaklocError` ends the program with one line on stderr and exit 2;
+so does any ``OSError`` (a parent that is a file, no permission, a full disk): one line,
+``path: reason``, never a traceback. Work already written stays (every write is atomic).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from weakloc import __version__
 from weakloc.errors import WeaklocError
 
 # Topic modules, in the order their commands appear in --help.
-COMMAND_MODULES = ["data", "detector", "localization", "segmentation", "evaluation", "reporting"]
+COMMAND_MODULES = ["data", "detector", "localization", "segmentation", "evaluation", "reporting", "shards", "protocol"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(exc: OSError) -> str:
+    """``path: reason`` for an ``OSError`` (``reason`` alone when it names no file)."""
+    reason = exc.strerror or str(exc) or exc.__class__.__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(map(str, names))}: {reason}" if names else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -36,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except WeaklocError as exc:
         print(f"weakloc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"weakloc {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"weakloc {args.command}: interrupted", file=sys.stderr)

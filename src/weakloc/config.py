@@ -73,6 +73,17 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
     total = splits["train"] + splits["val"] + splits["test"]
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"{source}: key dataset.splits: train + val + test must be 1, got {total:g}")
+    ids = [config["dataset"]["name"]]
+    for i, entry in enumerate(config.get("cross_dataset", {}).get("datasets", [])):
+        s = entry["dataset"]["splits"]
+        total = s["train"] + s["val"] + s["test"]
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(f"{source}: key cross_dataset.datasets.{i}.dataset.splits: train + val + test "
+                              f"must be 1, got {total:g}")
+        if entry["id"] in ids:
+            raise ConfigError(f"{source}: key cross_dataset.datasets.{i}.id: {entry['id']!r} is already the "
+                              f"training set's or another evaluation set's folder name")
+        ids.append(entry["id"])
     return config
 
 

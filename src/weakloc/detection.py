@@ -27,14 +27,17 @@ from weakloc.wcbnet import WCBnet, load_checkpoint
 
 
 def _header_size(path: Path) -> tuple[int, int]:
-    """``(H, W)`` of an image from its header (EXIF rotation applied), ``(0, 0)`` if unreadable."""
+    """``(H, W)`` of an image as stored, from its header; ``(0, 0)`` if unreadable.
+
+    Images are scored as stored (``read_rgb(orient=False)``): the detector reads a JPEG on its
+    own compression grid, and an image-level score needs no EXIF rotation.
+    """
     try:
         with Image.open(path) as img:
             w, h = img.size
-            orientation = img.getexif().get(0x0112, 1) if img.format == "JPEG" else 1
     except (OSError, ValueError):
         return (0, 0)  # read_rgb reports the problem with the file's name
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    return (h, w)
 
 
 def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size: int = 8,
@@ -62,7 +65,7 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
     probs = np.zeros(len(paths), dtype=np.float64)
     batches = size_batches(shapes, batch_size)
     for batch in tqdm(batches, desc="detect", file=sys.stderr, disable=not progress):
-        sels = [signed_error_level(read_rgb(paths[i]), sel_cfg["qualities"], float(sel_cfg["scale"]))
+        sels = [signed_error_level(read_rgb(paths[i], orient=False), sel_cfg["qualities"], float(sel_cfg["scale"]))
                 for i in batch]
         logits = image_logits(model, sels, dev, batch_size=batch_size, amp=amp)
         probs[batch] = 1.0 / (1.0 + np.exp(-logits))
@@ -87,7 +90,8 @@ def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores
         out.to_csv(tmp, index=False, float_format="%.6f")
     metrics = image_metrics(out["label"].to_numpy(), out["score"].to_numpy(), threshold=threshold)
     metrics = dict(metrics)
-    metrics.update({"split": split, "checkpoint_epoch": meta.get("epoch"), "checkpoint_val_auc": meta.get("val_auc")})
+    metrics.update({"split": split, "checkpoint_epoch": meta.get("epoch"), "checkpoint_val_auc": meta.get("val_auc"),
+                    "training_stop": meta.get("stop_reason")})
     write_text_atomic(metrics_json, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 

@@ -388,3 +388,47 @@ def training_curves(logs: Sequence[str | Path], out: str | Path) -> pd.DataFrame
     ax_loss.legend(fontsize=7)
     _save(fig, out)
     return table
+
+
+# ----------------------------------------------------------------------------- robustness
+
+def robustness_curves(level_files: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
+    """Pixel F1 against the perturbation level: one panel per perturbation, one line per method.
+
+    Reads the JSONs of ``weakloc robustness`` (one per level, and per seed for the pipeline);
+    the unperturbed level ``none`` is drawn as each method's dashed reference line. Returns the
+    plotted long table (``kind, value, method, f1``).
+    """
+    from weakloc.protocol import read_level_files
+
+    recs = []
+    for lv in read_level_files(level_files):
+        for method, summary in lv["methods"].items():
+            label = "ours (weakloc localize)" if method == "pipeline" else method.replace("baseline-", "").upper()
+            recs.append({"kind": lv["kind"], "value": lv["value"], "method": label, "f1": summary.get("f1")})
+    table = pd.DataFrame(recs, columns=["kind", "value", "method", "f1"])
+    kinds = [k for k in ("jpeg", "blur", "noise", "resize") if k in set(table["kind"])]
+    if not kinds:
+        raise WeaklocError("robustness figure: no perturbed level among the files")
+    xlabels = {"jpeg": "JPEG quality", "blur": "Gaussian kernel size", "noise": "noise variance (0-255 scale)",
+               "resize": "resize factor"}
+    methods = list(dict.fromkeys(table["method"]))
+    colours = dict(zip(methods, [f"C{i}" for i in range(len(methods))]))
+    fig = Figure(figsize=(2.6 * len(kinds) + 1.6, 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    clean = table[table["kind"] == "none"].groupby("method")["f1"].mean()
+    for ax, kind in zip(axes, kinds):
+        sub = table[table["kind"] == kind].groupby(["method", "value"], as_index=False)["f1"].mean()
+        for m in methods:
+            line = sub[sub["method"] == m].sort_values("value")
+            if not line.empty:
+                ax.plot(line["value"], line["f1"], marker="o", ms=3, color=colours[m], label=m)
+            if m in clean.index:
+                ax.axhline(clean[m], color=colours[m], lw=0.7, ls="--")
+        ax.set_xlabel(xlabels[kind])
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("pixel F1 at 0.5")
+    axes[0].set_ylim(bottom=0)
+    axes[-1].legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    _save(fig, out)
+    return table

@@ -8,6 +8,8 @@ half-written file that a rerun would trust.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -65,18 +67,115 @@ def replace_dir(tmp: str | Path, out_dir: str | Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def inside(out_dir: str | Path, name: str) -> Path:
+    """``out_dir / name``, refused unless it is a plain file name that stays inside ``out_dir``.
+
+    Every per-image output path is built through this (names come from manifest ids and file
+    stems), so no id such as ``../x`` or ``/tmp/x`` can make a step write outside its folder.
+    """
+    out_dir = Path(out_dir)
+    target = out_dir / name
+    if not name or Path(name).name != name or name in (".", "..") or \
+            not target.resolve().is_relative_to(out_dir.resolve()):
+        raise WeaklocError(f"{out_dir}: refusing to write {name!r} (not a plain file name inside the output folder)")
+    return target
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (``WeaklocError`` naming the file when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise WeaklocError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+PARTIAL_FINGERPRINT = "fingerprint.json"
+
+
+def partial_dir(out_dir: str | Path) -> Path:
+    """The work folder of ``out_dir`` (``<parent>/.<name>.partial``), beside it, never inside it."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.partial")
+
+
+@contextlib.contextmanager
+def resumable_dir(out_dir: str | Path, fingerprint: dict) -> Iterator[Path]:
+    """A work folder for a step's per-image files that survives a killed job; published as ``out_dir``.
+
+    Snakemake deletes an incomplete job's declared output folder before it reruns the job, so
+    the files are first written to :func:`partial_dir`, which is not a declared output. It
+    holds ``fingerprint.json``: everything the files depend on (the step, its settings, the
+    data's and the checkpoint's hashes). A rerun with the same fingerprint keeps the files
+    already there (the caller skips those images); with another fingerprint the folder is
+    emptied first, so nothing stale is ever reused. When the ``with`` block ends without an
+    error the folder atomically replaces ``out_dir`` (without its fingerprint); after an error
+    or a kill it stays for the next run.
+    """
+    work = partial_dir(out_dir)
+    record = json.dumps(fingerprint, indent=2, sort_keys=True) + "\n"
+    fp = work / PARTIAL_FINGERPRINT
+    if work.is_dir():
+        try:
+            same = fp.read_text(encoding="utf-8") == record
+        except OSError:
+            same = False
+        if not same:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for stray in work.rglob(".*.tmp*"):  # temporaries of a write a kill interrupted
+        stray.unlink()
+    write_text_atomic(fp, record)
+    yield work
+    fp.unlink()
+    replace_dir(work, out_dir)
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+#: EXIF orientation (tag 0x0112) -> the numpy operation that shows the stored pixels upright,
+#: the same mapping as Pillow's ``ImageOps.exif_transpose`` (a test checks it).
+_ORIENT_OPS = {
+    2: lambda a: a[:, ::-1],                    # mirrored left-right
+    3: lambda a: a[::-1, ::-1],                 # rotated 180
+    4: lambda a: a[::-1],                       # mirrored top-bottom
+    5: lambda a: a.swapaxes(0, 1),              # transposed
+    6: lambda a: np.rot90(a, -1),               # rotated 90 clockwise to display
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),  # transversed
+    8: lambda a: np.rot90(a, 1),                # rotated 90 counter-clockwise to display
+}
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1..8) a viewer applies to an open JPEG; 1 for other formats.
+
+    Only JPEG's tag is honoured (the formats cameras write; :func:`to_rgb` and
+    ``weakloc.detection`` agree on this); an invalid value counts as 1.
+    """
+    if img.format != "JPEG":
+        return 1
+    value = img.getexif().get(0x0112, 1)
+    return int(value) if value in _ORIENT_OPS else 1
+
+
+def orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF ``orientation`` to an ``(H, W, ...)`` array (image, map or mask) as a viewer would."""
+    op = _ORIENT_OPS.get(int(orientation))
+    return arr if op is None else np.ascontiguousarray(op(arr))
+
+
+def to_rgb(img: Image.Image, orient: bool = True) -> Image.Image:
     """Convert any Pillow image (L, P, RGBA, CMYK, I;16, I, F, ...) to 8-bit RGB.
 
-    16-bit and float images are scaled from their own range to 0..255; alpha is dropped
-    (composited on black would invent content, so it is simply discarded).
+    With ``orient`` a JPEG's EXIF orientation is applied (the image as a viewer shows it);
+    without, the pixels stay as stored. 16-bit and float images are scaled from their own
+    range to 0..255; alpha is dropped (composited on black would invent content, so it is
+    simply discarded).
     """
-    img = ImageOps.exif_transpose(img) if img.format == "JPEG" else img
+    img = ImageOps.exif_transpose(img) if orient and img.format == "JPEG" else img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
@@ -87,16 +186,29 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path, orient: bool = True) -> np.ndarray:
     """Read an image file as ``(H, W, 3) uint8`` RGB.
 
+    ``orient`` (default): a JPEG's EXIF orientation is applied, so the array is the image as
+    a viewer shows it (and as masks are drawn on it). ``orient=False``: the pixels as stored,
+    on the JPEG's own 8x8 compression grid (:func:`read_rgb_stored`).
     Raises :class:`WeaklocError` naming the file when it is missing or not a readable image.
+    """
+    rgb, orientation = read_rgb_stored(path)
+    return orient_array(rgb, orientation) if orient else rgb
+
+
+def read_rgb_stored(path: str | Path) -> tuple[np.ndarray, int]:
+    """``(pixels as stored (H, W, 3) uint8, EXIF orientation 1..8)`` of an image file.
+
+    ``orient_array(pixels, orientation)`` is what :func:`read_rgb` returns. Raises
+    :class:`WeaklocError` naming the file when it is missing or not a readable image.
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(to_rgb(img), dtype=np.uint8).copy()
+            return np.asarray(to_rgb(img, orient=False), dtype=np.uint8).copy(), exif_orientation(img)
     except FileNotFoundError:
         raise WeaklocError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -131,9 +243,18 @@ def write_prob(prob: np.ndarray, path: str | Path) -> None:
     A pixel is > 0.5 exactly when its stored value is >= 128, so thresholds survive the
     round trip through :func:`read_prob`.
     """
-    arr = np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    arr = _prob_to_uint8(prob)
     with atomic_path(path) as tmp:
         Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+
+
+def _prob_to_uint8(prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def quantize_prob(prob: np.ndarray) -> np.ndarray:
+    """``prob`` in the 8-bit steps of :func:`write_prob`: equal to :func:`read_prob` of the written file."""
+    return _prob_to_uint8(prob).astype(np.float32) / 255.0
 
 
 def read_prob(path: str | Path) -> np.ndarray:

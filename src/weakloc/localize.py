@@ -1,20 +1,33 @@
-"""``weakloc localize``: the whole method on a user's images, end to end.
+"""``weakloc localize`` and :class:`Localizer`: the whole method on a user's images, end to end.
 
 For each image: signed error level -> WCBnet -> per-block maps (:mod:`weakloc.cams`) ->
 fusion (:mod:`weakloc.fusion`) -> segmenters' partitions -> Bayesian refinement
-(:mod:`weakloc.refinement`). Written to the output folder, per image with id ``<stem>``:
+(:mod:`weakloc.refinement`).
+
+:class:`Localizer` is the Python API (``from weakloc import Localizer``): it loads the
+checkpoint and the segmenters once; calling it on a file path or an ``(H, W, 3) uint8``
+array returns a :class:`Localization` (map at the image's exact size, mask, image score and
+verdict). :func:`localize_images` (the CLI) uses it and writes, per image with id ``<stem>``:
 
 - ``<stem>_prob.png``: the refined map, 8-bit gray at the input's exact size (value/255 is
   the probability; :func:`weakloc.io.write_prob`);
-- ``<stem>_mask.png``: 0/255, ``prob > 0.5``;
+- ``<stem>_mask.png``: 0/255, ``prob > 0.5`` of that written map;
 - ``<stem>_overlay.jpg``: the image with the map as a red tint (opacity 0.6 x prob);
+- ``<stem>_photo.jpg``: the image as it was read (EXIF orientation applied, 8-bit RGB), so
+  the gallery can show any input format;
 
-and one ``scores.csv`` (``id, score, prob, mask, overlay``: ``score`` is the image-level
-probability, the others are file names in the folder). Two inputs with the same stem get
-ids ``<stem>``, ``<stem>_<ext>``, then ``<stem>_<ext>_<n>``.
+and ``scores.csv`` (:data:`SCORE_COLUMNS`), ``run.json`` (settings, checkpoint, operating
+point, failures) and ``index.html`` (the gallery, :mod:`weakloc.gallery`). Two inputs with
+the same stem get ids ``<stem>``, ``<stem>_<ext>``, then ``<stem>_<ext>_<n>``.
+
+The **verdict** is ``manipulated`` when the image score is above the checkpoint's operating
+point (:func:`weakloc.detection.operating_point`: the threshold chosen on the validation
+split, or 0.5 for checkpoints that store none; ``threshold_source`` says which).
 
 Any readable format (JPEG, PNG, TIFF, WebP, BMP; grayscale, palette, RGBA, CMYK, 16-bit) is
-converted to 8-bit RGB by :func:`weakloc.io.read_rgb`. Images of any size: the detector runs
+converted to 8-bit RGB (:func:`weakloc.io.read_rgb_stored`). A JPEG's EXIF orientation is
+honoured: the detector reads the pixels as stored (their compression grid), and the maps,
+mask, overlay and segmentation are in the orientation a viewer shows. Images of any size: the detector runs
 in native-resolution tiles above ``cams.max_side`` (see :mod:`weakloc.cams`); the segmenters
 see the whole image. A file that cannot be read is named on stderr with the reason and
 skipped; the caller gets the list of failures.
@@ -22,26 +35,60 @@ skipped; the caller gets the list of failures.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io as _io
+import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from weakloc.cams import block_maps
 from weakloc.errors import WeaklocError
-from weakloc.fusion import FUSION_METHODS, fuse_with_config
-from weakloc.io import atomic_path, list_images, read_rgb, write_mask, write_prob
-from weakloc.refinement import refine_with_config
+from weakloc.io import (atomic_path, exif_orientation, inside, list_images, orient_array, quantize_prob, read_rgb_stored, to_rgb,
+                        write_mask, write_prob, write_text_atomic)
 
 OVERLAY_OPACITY = 0.6
 OVERLAY_QUALITY = 90
-SCORE_COLUMNS = ["id", "score", "prob", "mask", "overlay"]
+SCORE_COLUMNS = ["id", "score", "verdict", "threshold", "threshold_source", "prob", "mask", "overlay", "photo",
+                 "input"]
+MANIPULATED, AUTHENTIC = "manipulated", "authentic"
+
+
+@dataclass(frozen=True)
+class Localization:
+    """One image's result.
+
+    Attributes:
+        prob: ``(H, W) float32`` map in [0, 1] at the image's exact size, in the 8-bit steps
+            ``localize`` writes (equal to :func:`weakloc.io.read_prob` of ``<id>_prob.png``).
+        mask: ``(H, W) bool``, exactly ``prob > 0.5``.
+        score: image-level manipulation probability.
+        threshold: the operating point the verdict uses.
+        threshold_source: ``validation`` (chosen on the checkpoint's validation split) or
+            ``default`` (0.5: the checkpoint stores no operating point).
+    """
+
+    prob: np.ndarray
+    mask: np.ndarray
+    score: float
+    threshold: float
+    threshold_source: str
+
+    @property
+    def manipulated(self) -> bool:
+        """The verdict: ``score > threshold``."""
+        return self.score > self.threshold
+
+    @property
+    def verdict(self) -> str:
+        """``"manipulated"`` or ``"authentic"``."""
+        return MANIPULATED if self.manipulated else AUTHENTIC
 
 
 @dataclass
@@ -87,73 +134,330 @@ def build_segmenters(names: Sequence[str], config: dict) -> list[Callable[[np.nd
     return [build_segmenter(name, config["segmenters"].get(name, {})) for name in names]
 
 
-def localize_image(rgb: np.ndarray, model, meta: dict, config: dict, fusion: str,
-                   segmenters: Sequence[Callable[[np.ndarray], np.ndarray]]) -> tuple[float, np.ndarray]:
-    """The method on one ``(H, W, 3) uint8`` image: ``(image probability, (H, W) float32 map in [0, 1])``.
+def segment_image(rgb: np.ndarray, segmenters: Sequence[Callable[[np.ndarray], np.ndarray]],
+                  max_side: int | None = None, coarse: np.ndarray | None = None) -> list[np.ndarray | None]:
+    """Each segmenter's ``(H, W) int32`` partition of ``rgb`` ``(H, W, 3) uint8``.
 
-    With no segmenters the fused map is returned unrefined.
+    A map-prompted segmenter (``needs_map``, e.g. ``sam_prompt``) is called as
+    ``seg(rgb, coarse)`` at full resolution; while ``coarse`` is None (the segmenters run
+    beside the detector) its entry is None and :func:`fill_prompted` computes it later.
+
+    ``max_side`` (``localize.segment_max_side``; None = full resolution): an image whose longer
+    side exceeds it is segmented at that size (area-averaged down-scale) and the labels are
+    mapped back by nearest neighbour, which keeps every region 4-connected and every pixel in
+    exactly one region. Cheaper (SLIC's cost grows with the pixel count), and coarser at the
+    region edges; it changes the maps, so it is off by default (docs/localization.md).
     """
-    bm = block_maps(model, meta, rgb, config["cams"]["method"], config["cams"]["max_side"])
-    coarse = fuse_with_config(bm.maps, fusion, bm.weights, config)
-    if not segmenters:
-        return bm.prob, coarse
-    partitions = [seg(rgb) for seg in segmenters]
-    return bm.prob, refine_with_config(coarse, partitions, config["refine"], image_prob=bm.prob,
-                                       block_maps=bm.maps)
+    H, W = rgb.shape[:2]
+    plain = [seg for seg in segmenters if not getattr(seg, "needs_map", False)]
+    if max_side is None or max(H, W) <= int(max_side):
+        done = [seg(rgb) for seg in plain]
+    else:
+        s = int(max_side) / max(H, W)
+        h, w = max(1, round(H * s)), max(1, round(W * s))
+        small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
+        rows = np.minimum((np.arange(H) * h) // H, h - 1)
+        cols = np.minimum((np.arange(W) * w) // W, w - 1)
+        done = [np.ascontiguousarray(seg(small)[np.ix_(rows, cols)]) for seg in plain]
+    it = iter(done)
+    return [next(it) if not getattr(seg, "needs_map", False) else (None if coarse is None else seg(rgb, coarse))
+            for seg in segmenters]
+
+
+def fill_prompted(rgb: np.ndarray, segmenters: Sequence[Callable], partitions: list | None,
+                  coarse: np.ndarray) -> list[np.ndarray] | None:
+    """``partitions`` with the entries of map-prompted segmenters (None) computed from ``coarse``."""
+    if partitions is None:
+        return None
+    return [seg(rgb, coarse) if p is None else p for seg, p in zip(segmenters, partitions)]
+
+
+def detector_maps(stored: np.ndarray, orientation: int, model, meta: dict, config: dict, fusion: str,
+                  sel: np.ndarray | None = None):
+    """``(image probability, (B, H, W) block maps, (H, W) fused map)``, both maps as displayed.
+
+    ``stored`` is the image as stored and ``orientation`` its EXIF orientation
+    (:func:`weakloc.io.read_rgb_stored`): the detector reads the stored pixels (the JPEG's own
+    8x8 grid, as in training); its block maps are then turned like the image a viewer shows.
+    ``sel``: the stored image's SEL when already computed (:func:`weakloc.cams.block_maps`).
+    """
+    from weakloc.cams import block_maps
+    from weakloc.fusion import fuse_with_config
+
+    bm = block_maps(model, meta, stored, config["cams"]["method"], config["cams"]["max_side"], sel=sel)
+    maps = bm.maps
+    if orientation != 1:
+        maps = np.ascontiguousarray(np.moveaxis(orient_array(np.moveaxis(maps, 0, -1), orientation), -1, 0))
+    return bm.prob, maps, fuse_with_config(maps, fusion, bm.weights, config)
+
+
+def refined_map(prob: float, maps: np.ndarray, coarse: np.ndarray, partitions: list[np.ndarray] | None,
+                config: dict) -> np.ndarray:
+    """The refined map (the fused map itself when there are no partitions)."""
+    from weakloc.refinement import refine_with_config
+
+    if not partitions:
+        return coarse
+    return refine_with_config(coarse, partitions, config["refine"], image_prob=prob, block_maps=maps)
+
+
+def localize_image(rgb: np.ndarray, model, meta: dict, config: dict, fusion: str,
+                   segmenters: Sequence[Callable[[np.ndarray], np.ndarray]],
+                   orientation: int = 1) -> tuple[float, np.ndarray]:
+    """The method on one ``(H, W, 3) uint8`` image, step by step in one thread (the reference
+    :class:`Localizer` must equal): ``(image probability, (H, W) float32 map in [0, 1])``.
+
+    ``rgb`` is the image as stored, ``orientation`` its EXIF orientation: the returned map has
+    the displayed image's size and orientation, and the segmenters see the displayed image
+    (segmented at ``localize.segment_max_side``). With no segmenters the fused map is
+    returned unrefined.
+    """
+    prob, maps, coarse = detector_maps(rgb, orientation, model, meta, config, fusion)
+    shown = orient_array(rgb, orientation)
+    parts = segment_image(shown, segmenters, config["localize"]["segment_max_side"], coarse) if segmenters else None
+    return prob, refined_map(prob, maps, coarse, parts, config)
+
+
+def as_stored_rgb(image) -> tuple[np.ndarray, int]:
+    """``image`` (a path, a Pillow image or an ``(H, W, 3) uint8`` array) as ``(stored RGB, orientation)``.
+
+    A path goes through :func:`weakloc.io.read_rgb_stored` (a JPEG keeps its stored pixels
+    and reports its EXIF orientation), a Pillow image likewise; an array is taken as
+    displayed (orientation 1). Anything else is a :class:`WeaklocError`.
+    """
+    if isinstance(image, (str, Path)):
+        return read_rgb_stored(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image, orient=False), dtype=np.uint8).copy(), exif_orientation(image)
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
+        raise WeaklocError(f"Localizer: expected a file path or an (H, W, 3) uint8 RGB array, "
+                           f"got an array of shape {arr.shape} and dtype {arr.dtype}")
+    return arr, 1
+
+
+def default_threads(segmenting: bool) -> int:
+    """Torch CPU threads for ``weakloc localize``: ``OMP_NUM_THREADS`` if set, else the cores this
+    process may use, less one for the segmenter thread when there is one (at least 1)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1) if segmenting else cores
+
+
+@dataclass
+class _Prepared:
+    stored: np.ndarray
+    orientation: int
+    shown: np.ndarray
+    partitions: list | None
+    sel: np.ndarray | None = None
+
+
+class Localizer:
+    """The method as a Python object: load once, call on many images.
+
+    Args:
+        checkpoint: a WCBnet checkpoint (``weakloc train``).
+        config: configuration sections (``cams``, ``fusion``, ``segmenters``, ``refine``,
+            ``localize``), as a dict in the YAML's shape; missing keys take the schema's
+            defaults (None = all defaults).
+        segmenters: segmenter names (default ``["slic"]``; ``[]`` = no refinement).
+        fusion: fusion method (default: the first of ``fusion.methods``).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        threads: torch CPU threads to set (None: leave torch's setting alone).
+
+    ``localizer(image)`` takes a file path, a Pillow image or an ``(H, W, 3) uint8`` RGB array
+    (taken as displayed) and returns a :class:`Localization`. :meth:`localize_many` runs a
+    sequence of images as a two-stage pipeline (reading and segmenting the next image in a
+    worker thread while the detector runs on this one); its results equal one call per image.
+    """
+
+    def __init__(self, checkpoint: str | Path, config: dict | None = None, *, segmenters: Sequence[str] | None = None,
+                 fusion: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+        import torch
+
+        from weakloc.config import validate_config
+        from weakloc.fusion import FUSION_METHODS
+        from weakloc.operating_point import operating_point
+        from weakloc.wcbnet import load_checkpoint
+
+        self.config = validate_config(copy.deepcopy(config) if config else {})
+        self.fusion = fusion or self.config["fusion"]["methods"][0]
+        if self.fusion not in FUSION_METHODS:
+            raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
+        self.segmenter_names = ["slic"] if segmenters is None else list(segmenters)
+        if threads:
+            torch.set_num_threads(int(threads))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise WeaklocError("Localizer: device cuda requested but no CUDA device is available")
+        self.device = device
+        self.checkpoint = Path(checkpoint)
+        self.model, self.meta = load_checkpoint(self.checkpoint, map_location=self.device)
+        self.threshold, self.threshold_source = operating_point(self.meta)
+        self.segmenters = build_segmenters(self.segmenter_names, self.config)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def settings(self) -> dict:
+        """What determines the maps: fusion, segmenters and the config sections read."""
+        cfg = self.config
+        return {"fusion": self.fusion, "segmenters": self.segmenter_names, "cams": cfg["cams"],
+                "fusion_settings": cfg["fusion"], "refine": cfg["refine"], "localize": cfg["localize"],
+                "segmenter_settings": {n: cfg["segmenters"].get(n, {}) for n in self.segmenter_names}}
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weakloc-segment")
+        return self._pool
+
+    def _segment(self, shown: np.ndarray) -> list[np.ndarray] | None:
+        if not self.segmenters:
+            return None
+        return segment_image(shown, self.segmenters, self.config["localize"]["segment_max_side"])
+
+    def _prepare(self, image, segment: bool) -> _Prepared:
+        """Read ``image``; with ``segment`` also its partitions and SEL (the worker's share)."""
+        from weakloc.sel import signed_error_level
+
+        stored, orientation = as_stored_rgb(image)
+        shown = orient_array(stored, orientation)
+        if not segment:
+            return _Prepared(stored, orientation, shown, None)
+        sel_cfg = self.meta["config"]["sel"]
+        sel = signed_error_level(stored, sel_cfg["qualities"], sel_cfg["scale"])
+        return _Prepared(stored, orientation, shown, self._segment(shown), sel)
+
+    def _finish(self, prep: _Prepared, partitions=None) -> Localization:
+        score, maps, coarse = detector_maps(prep.stored, prep.orientation, self.model, self.meta, self.config,
+                                            self.fusion, sel=prep.sel)
+        if partitions is not None:  # a future: the segmenters ran beside the detector
+            partitions = partitions.result()
+        else:
+            partitions = prep.partitions
+        partitions = fill_prompted(prep.shown, self.segmenters, partitions, coarse)  # sam_prompt needs the map
+        prob = quantize_prob(refined_map(score, maps, coarse, partitions, self.config))
+        return Localization(prob=prob, mask=prob > 0.5, score=float(score), threshold=self.threshold,
+                            threshold_source=self.threshold_source)
+
+    def __call__(self, image) -> Localization:
+        return self.localize(image)[0]
+
+    def localize(self, image) -> tuple[Localization, np.ndarray]:
+        """``(result, the (H, W, 3) uint8 image as displayed)``; the segmenters run in a worker
+        thread beside the detector."""
+        prep = self._prepare(image, segment=False)
+        future = self._worker().submit(self._segment, prep.shown) if self.segmenters else None
+        return self._finish(prep, future), prep.shown
+
+    def localize_many(self, images: Iterable) -> Iterator[tuple[object, Localization | WeaklocError, np.ndarray | None]]:
+        """``(image, result or the WeaklocError reading it raised, image as displayed or None)``
+        for each of ``images``, in order; the next image is read and segmented in a worker
+        thread while the detector runs on the current one (at most two images in memory)."""
+        items = list(images)
+        pool = self._worker()
+        ahead = pool.submit(self._prepare, items[0], True) if items else None
+        for i, image in enumerate(items):
+            current, ahead = ahead, (pool.submit(self._prepare, items[i + 1], True) if i + 1 < len(items) else None)
+            try:
+                prep = current.result()
+            except WeaklocError as exc:
+                yield image, exc, None
+                continue
+            yield image, self._finish(prep), prep.shown
+
+
+def write_image_outputs(out: Path, image_id: str, loc: Localization, rgb: np.ndarray, source: str | Path) -> dict:
+    """Write one image's four files into ``out``; returns its ``scores.csv`` row (plus width, height)."""
+    names = {"prob": f"{image_id}_prob.png", "mask": f"{image_id}_mask.png",
+             "overlay": f"{image_id}_overlay.jpg", "photo": f"{image_id}_photo.jpg"}
+    write_prob(loc.prob, inside(out, names["prob"]))
+    write_mask(loc.mask, inside(out, names["mask"]))
+    _write_jpeg(overlay(rgb, loc.prob), inside(out, names["overlay"]))
+    _write_jpeg(rgb, inside(out, names["photo"]))
+    return {"id": image_id, "score": f"{loc.score:.6f}", "verdict": loc.verdict,
+            "threshold": f"{loc.threshold:.6f}", "threshold_source": loc.threshold_source,
+            **names, "input": str(source), "width": rgb.shape[1], "height": rgb.shape[0]}
+
+
+def _checkpoint_info(localizer: Localizer) -> dict:
+    meta = {k: v for k, v in localizer.meta.items() if k != "config"}
+    return {"path": str(localizer.checkpoint), "meta": meta, "model": localizer.meta["config"]}
+
+
+def _write_scores(out: Path, rows: list[dict]) -> None:
+    """``out/scores.csv`` (:data:`SCORE_COLUMNS`) of the images done so far, atomically."""
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SCORE_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "scores.csv", buf.getvalue())
 
 
 def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_dir: str | Path,
                     config: dict, segmenters: Sequence[str] | None = None, fusion: str | None = None,
-                    progress: bool = True) -> LocalizeResult:
+                    progress: bool = True, threads: int | None = None) -> LocalizeResult:
     """Localize manipulated regions in image files and folders (not recursive).
 
     Args:
         inputs: files and/or folders (folders contribute their image files).
         checkpoint: a WCBnet checkpoint (``weakloc train``).
         out_dir: output folder (created).
-        config: a validated configuration (``cams``, ``fusion``, ``segmenters``, ``refine``).
+        config: a configuration (``cams``, ``fusion``, ``segmenters``, ``refine``).
         segmenters: segmenter names (default ``["slic"]``; ``[]`` = no refinement).
         fusion: fusion method (default: the first of ``fusion.methods``).
+        threads: torch CPU threads (default :func:`default_threads`: the segmenters run in a
+            worker thread beside the detector, so one core is left to them).
 
     Returns:
         :class:`LocalizeResult`; every failure is also printed to stderr as one line.
     """
-    from weakloc.wcbnet import load_checkpoint
-    import torch
+    from tqdm import tqdm
 
-    fusion = fusion or config["fusion"]["methods"][0]
-    if fusion not in FUSION_METHODS:
-        raise WeaklocError(f"unknown fusion {fusion!r} (choose from {', '.join(FUSION_METHODS)})")
-    names = ["slic"] if segmenters is None else list(segmenters)
+    from weakloc import __version__
+    from weakloc.gallery import write_gallery
+
     paths = list_images(list(inputs))
     if not paths:
         raise WeaklocError(f"no images found in {', '.join(str(i) for i in inputs)}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, meta = load_checkpoint(checkpoint, map_location=device)
-    segs = build_segmenters(names, config)
+    names = ["slic"] if segmenters is None else list(segmenters)
+    localizer = Localizer(checkpoint, config, segmenters=names, fusion=fusion,
+                          threads=threads or default_threads(bool(names)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = LocalizeResult()
-    for path, image_id in tqdm(list(zip(paths, _unique_ids(paths))), desc="localize", unit="img",
-                               file=sys.stderr, disable=not progress):
-        try:
-            rgb = read_rgb(path)
-        except WeaklocError as exc:
-            msg = str(exc)
-            result.failures.append(msg)
-            tqdm.write(f"weakloc localize: skipped {msg}", file=sys.stderr)
-            continue
-        score, prob = localize_image(rgb, model, meta, config, fusion, segs)
-        names_out = {"prob": f"{image_id}_prob.png", "mask": f"{image_id}_mask.png",
-                     "overlay": f"{image_id}_overlay.jpg"}
-        write_prob(prob, out / names_out["prob"])
-        write_mask(prob > 0.5, out / names_out["mask"])
-        _write_jpeg(overlay(rgb, prob), out / names_out["overlay"])
-        result.rows.append({"id": image_id, "score": f"{score:.6f}", **names_out})
-    buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SCORE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result.rows)
-    with atomic_path(out / "scores.csv") as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    done = zip(localizer.localize_many(paths), _unique_ids(paths))
+    pending: list = []  # the files are encoded in a writer thread (at most two images queued)
+    written = 0
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="weakloc-write") as writer_pool:
+            for (path, loc, rgb), image_id in tqdm(done, total=len(paths), desc="localize", unit="img",
+                                                   file=sys.stderr, disable=not progress):
+                if isinstance(loc, WeaklocError):
+                    msg = str(loc)
+                    result.failures.append(msg)
+                    tqdm.write(f"weakloc localize: skipped {msg}", file=sys.stderr)
+                    continue
+                pending.append(writer_pool.submit(write_image_outputs, out, image_id, loc, rgb, path))
+                while len(pending) > 2 and pending[0].done() or len(pending) > 4:
+                    result.rows.append(pending.pop(0).result())
+                if len(result.rows) >= written + max(1, written // 50):  # scores as it goes (<= 2 % behind)
+                    _write_scores(out, result.rows)
+                    written = len(result.rows)
+            while pending:
+                result.rows.append(pending.pop(0).result())
+    finally:
+        # whatever ends the run (an error, Ctrl-C), the images already written keep their rows
+        result.rows.extend(f.result() for f in pending if f.done() and f.exception() is None)
+        _write_scores(out, result.rows)
+    run = {"weakloc": __version__, "checkpoint": _checkpoint_info(localizer),
+           "operating_point": {"threshold": localizer.threshold, "source": localizer.threshold_source,
+                               **({"chosen": localizer.meta["image_threshold"]}
+                                  if localizer.threshold_source == "validation" else {})},
+           "settings": localizer.settings(), "inputs": [str(i) for i in inputs],
+           "images": len(result.rows), "failures": result.failures}
+    write_text_atomic(out / "run.json", json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    write_gallery(out, result.rows, run)
     return result

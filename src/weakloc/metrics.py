@@ -251,10 +251,40 @@ def summarize_localization(histograms: Sequence[ScoreHistogram], threshold: floa
 # Image level (detection)
 # --------------------------------------------------------------------------------------
 
+def sensitivity_specificity_f1(sensitivity: float, specificity: float) -> float:
+    """Image F1 of the cross-dataset protocol: ``2 sen spe / (sen + spe)``, 0 when both are 0.
+
+    MVSS-Net's and WSCL's image-level F1 (WSCL's public code, ``utils/misc.py``
+    ``calculate_img_score``): unlike the F1 of one class it counts authentic images correctly
+    passed (specificity) as much as manipulated images found (sensitivity).
+    """
+    sen, spe = float(sensitivity), float(specificity)
+    return 0.0 if sen + spe == 0 else 2.0 * sen * spe / (sen + spe)
+
+
+def combined_f1(pixel_f1: float | None, image_f1: float | None) -> float | None:
+    """Combined F1 of the WSCL / MVSS-Net protocol: the harmonic mean of pixel F1 and image F1.
+
+    ``pixel_f1`` is the per-image mean pixel F1 at the fixed threshold over the manipulated
+    images, ``image_f1`` the image F1 of :func:`image_metrics` (``image_f1``: harmonic mean of
+    sensitivity and specificity at ``score > threshold``; WSCL's code combines these two with
+    ``scipy.stats.hmean``). Returns 0 when both are 0 and None when either is unknown.
+    """
+    if pixel_f1 is None or image_f1 is None:
+        return None
+    p, i = float(pixel_f1), float(image_f1)
+    if not (0.0 <= p <= 1.0 and 0.0 <= i <= 1.0):
+        raise WeaklocError(f"combined_f1: F1 values must be in [0, 1], got pixel {p:g} and image {i:g}")
+    return 0.0 if p + i == 0 else 2.0 * p * i / (p + i)
+
+
 def image_metrics(labels, scores, threshold: float = 0.5) -> dict:
     """Detection metrics from image labels ``(N,)`` in {0, 1} and scores ``(N,)`` in [0, 1].
 
-    Returns ``{auc, accuracy, f1, precision, recall, threshold, n_images, n_positive}``.
+    Returns ``{auc, accuracy, f1, precision, recall, specificity, image_f1, threshold, n_images,
+    n_positive}``. ``f1`` is the F1 of the class "manipulated"; ``image_f1`` is the image F1 of
+    the cross-dataset protocol (MVSS-Net, WSCL): the harmonic mean of sensitivity (recall) and
+    specificity, 0 when both are 0 (:func:`sensitivity_specificity_f1`).
     A score ``> threshold`` predicts "manipulated". ``auc`` counts ties half; it is None
     when only one class is present, and ``auc_undefined`` then gives the reason. F1 is 0
     when there is no positive label and no positive prediction (sklearn's zero_division=0).
@@ -285,10 +315,12 @@ def image_metrics(labels, scores, threshold: float = 0.5) -> dict:
         "f1": float(f1_from_counts(tp, fp, fn)),
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "specificity": tn / (tn + fp) if tn + fp else 0.0,
         "threshold": float(threshold),
         "n_images": int(y.size),
         "n_positive": int(y.sum()),
     }
+    out["image_f1"] = sensitivity_specificity_f1(out["recall"], out["specificity"])
     if 0 < out["n_positive"] < y.size:
         out["auc"] = ScoreHistogram.from_maps(s, y).auc()
         if out["auc"] is None:  # every score identical: both classes present, ranking undefined

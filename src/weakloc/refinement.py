@@ -242,18 +242,22 @@ def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], ref
                        image_prob: float | None = None, block_maps: np.ndarray | None = None) -> np.ndarray:
     """:func:`refine_bayes` with the settings of a validated configuration's ``refine`` section.
 
-    ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``.
+    ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``. The decision
+    rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last.
     """
+    from weakloc.decision import apply_decision
+
     evidence = refine_cfg.get("evidence", "coarse")
     evidence_map = None
     if evidence == "map":
         if block_maps is None:
             raise WeaklocError("key refine.evidence: 'map' needs the block maps (give the cams folder)")
         evidence_map = evidence_map_from_blocks(block_maps, refine_cfg.get("evidence_blocks", [-1]))
-    return refine_bayes(
+    post = refine_bayes(
         coarse, partitions,
         prior_a=refine_cfg["prior_a"], prior_b=refine_cfg["prior_b"], base_rate=refine_cfg["base_rate"],
         evidence_weight=refine_cfg["evidence_weight"], mode=refine_cfg["mode"], image_prob=image_prob,
         gate=refine_cfg["gate"], clip=refine_cfg["clip"], evidence=evidence, evidence_map=evidence_map,
         background_quantile=refine_cfg.get("background_quantile", 0.5),
     )
+    return apply_decision(post, partitions, image_prob, refine_cfg.get("decision"))

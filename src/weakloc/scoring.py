@@ -4,6 +4,8 @@ Inputs:
 
 - **Prediction maps**: ``PRED_DIR/<id><suffix>``, 8-bit grayscale PNG written by
   :func:`weakloc.io.write_prob` (0..255 = probability 0..1, read with :func:`weakloc.io.read_prob`).
+  Without a suffix, a ``weakloc localize`` output folder is recognised and read as it is
+  (``<id>_prob.png``); any other folder is read as ``<id>.png`` (:func:`detect_suffix`).
 - **Ground truth**, either ``GT_DIR/<id>.png`` (binary masks; every mask in the folder is an
   image to score) or a manifest and a split (the split's rows with ``label == 1`` and a mask
   path; authentic rows and rows with unknown ground truth are not scored).
@@ -58,10 +60,36 @@ def ground_truth_from_manifest(manifest: str | Path, split: str = "test") -> lis
     return [(str(i), Path(m)) for i, m in zip(rows["id"], rows["mask"])]
 
 
+LOCALIZE_SUFFIX = "_prob.png"
+
+
+def detect_suffix(pred_dir: str | Path) -> str:
+    """The map suffix of a prediction folder: ``_prob.png`` for a ``weakloc localize`` output, else ``.png``.
+
+    A localize folder is recognised by its ``scores.csv`` with a ``prob`` column, or by PNG
+    files that all end in ``_prob.png`` or ``_mask.png`` (at least one ``_prob.png``).
+    """
+    pred_dir = Path(pred_dir)
+    scores = pred_dir / "scores.csv"
+    if scores.is_file():
+        try:
+            header = scores.read_text(encoding="utf-8").splitlines()[:1]
+        except (OSError, UnicodeDecodeError):
+            header = []
+        if header and "prob" in [c.strip() for c in header[0].split(",")]:
+            return LOCALIZE_SUFFIX
+    pngs = [p.name for p in pred_dir.glob("*.png")] if pred_dir.is_dir() else []
+    if any(n.endswith(LOCALIZE_SUFFIX) for n in pngs) and all(n.endswith((LOCALIZE_SUFFIX, "_mask.png")) for n in pngs):
+        return LOCALIZE_SUFFIX
+    return ".png"
+
+
 def score_maps(pred_dir: str | Path, gt_dir: str | Path | None = None, *, manifest: str | Path | None = None,
-               split: str = "test", suffix: str = ".png", threshold: float = 0.5,
+               split: str = "test", suffix: str | None = None, threshold: float = 0.5,
                progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Score ``pred_dir/<id><suffix>`` against masks from ``gt_dir`` or ``manifest``/``split``.
+
+    ``suffix`` None: :func:`detect_suffix` (so ``weakloc localize``'s folder is read as it is).
 
     Returns ``(per_image, summary)``. ``per_image`` has one row per mask with columns
     ``id, f1, iou, mcc, auc, best_f1, best_threshold, missing`` (metrics NaN for an empty
@@ -75,6 +103,8 @@ def score_maps(pred_dir: str | Path, gt_dir: str | Path | None = None, *, manife
     if not pred_dir.is_dir():
         raise WeaklocError(f"{pred_dir}: prediction folder not found")
     items = ground_truth_from_dir(gt_dir) if gt_dir is not None else ground_truth_from_manifest(manifest, split)
+    if suffix is None:
+        suffix = detect_suffix(pred_dir)
 
     rows, hists, n_missing = [], [], 0
     for image_id, mask_path in tqdm(items, desc=f"score {pred_dir.name}", unit="img", disable=not progress):

@@ -1,6 +1,7 @@
 """The study's tables, rebuilt from the score files of every seed (``weakloc tables``).
 
-Inputs, under a dataset's results folder ``results/{d}`` (see docs/architecture.md):
+Inputs: exactly the files the ``tables`` rule declares, recognised by their paths under a
+dataset's results folder ``results/{d}`` (see docs/architecture.md); nothing is globbed:
 
 - ``seed{s}/scores/<variant>.json``: summaries written by ``weakloc score``. Variant names:
   ``block{b}``, ``fused-{fusion}``, ``refined-{fusion}-{segset}``,
@@ -13,7 +14,7 @@ Every table is written as ``<name>.csv`` (data: ``<metric>_mean``, ``<metric>_st
 ``README.md``; headline numbers go to ``summary.json`` (for ``dvc metrics``). With several
 seeds a cell is the mean ± the sample standard deviation (ddof = 1) over seeds.
 
-A variant must be present for every seed found, otherwise the tables would average different
+A variant must be given for every seed given, otherwise the tables would average different
 sets of runs: a missing file is an error that names it.
 
 The optional ``literature`` table holds only numbers quoted from papers, each with its
@@ -52,7 +53,9 @@ VARIANT_PATTERNS = [
     ("prior", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})-prior(?P<strength>[0-9][0-9.e+-]*)")),
     ("refined", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})")),
     ("sel", re.compile(rf"sel-(?P<qualities>\d+(?:-\d+)*)-fused-(?P<fusion>{_NAME})")),
+    ("peer", re.compile(rf"peer-(?P<fusion>{_NAME})-(?P<rule>edgecam|sepl)")),
 ]
+PEER_ROW_LABELS = {"edgecam": "EdgeCAM-style", "sepl": "SEPL-style"}  # weakloc.peer_rules.PEER_LABELS
 
 
 def parse_variant(name: str) -> tuple[str, dict] | None:
@@ -77,6 +80,7 @@ class StudyResults:
 
     root: Path
     seeds: list[int]
+    name: str = ""
     scores: dict[str, dict[int, dict]] = field(default_factory=dict)
     detection: dict[int, dict] = field(default_factory=dict)
     baselines: dict[str, dict] = field(default_factory=dict)
@@ -95,43 +99,61 @@ def _read_json(path: Path, required: tuple[str, ...]) -> dict:
     return data
 
 
-def read_results(results_dir: str | Path) -> StudyResults:
-    """Read every score and detection file under ``results_dir`` (``results/{d}``).
+#: Where each kind of input lives; the workflow passes exactly these files (never a glob).
+_SCORE_PATH = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/scores/(?P<variant>[^/]+)\.json")
+_DETECT_PATH = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/detect/metrics\.json")
+_BASELINE_PATH = re.compile(r"(?:^|.*/)baselines/scores/baseline-(?P<name>[^/]+)\.json")
 
-    Raises :class:`WeaklocError` when the folder has no ``seed*/`` with scores, when a file is
-    malformed, or when a variant or detection file exists for some seeds but not all.
+
+def read_results(files: list[str | Path], name: str | None = None) -> StudyResults:
+    """Read exactly the score and detection ``files`` given (what the ``tables`` rule declares).
+
+    Each file is recognised by its path: ``.../seed{s}/scores/<variant>.json``,
+    ``.../seed{s}/detect/metrics.json`` or ``.../baselines/scores/baseline-<name>.json``; the
+    seeds are the ones these paths name. Nothing else on disk is read, so a seed, variant or
+    baseline left over from an earlier configuration never reaches the tables. ``name`` titles
+    the tables (default: the folder above ``seed{s}``).
+
+    Raises :class:`WeaklocError` when no file is given, a file is missing, malformed or of an
+    unknown kind, or when a variant or detection file is given for some seeds but not all.
     """
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise WeaklocError(f"{root}: results folder not found (run the workflow first)")
-    seed_dirs = {}
-    for p in root.iterdir():
-        m = re.fullmatch(r"seed(\d+)", p.name)
-        if m and p.is_dir():
-            seed_dirs[int(m.group(1))] = p
-    seeds = sorted(seed_dirs)
-    res = StudyResults(root, seeds)
-    for seed in seeds:
-        for path in sorted((seed_dirs[seed] / "scores").glob("*.json")):
-            if parse_variant(path.stem) is not None:
-                res.scores.setdefault(path.stem, {})[seed] = _read_json(path, SCORE_KEYS)
-        det = seed_dirs[seed] / "detect" / "metrics.json"
-        if det.is_file():
-            res.detection[seed] = _read_json(det, DET_KEYS)
-    for path in sorted((root / "baselines" / "scores").glob("baseline-*.json")):
-        res.baselines[path.stem[len("baseline-"):]] = _read_json(path, SCORE_KEYS)
-    if not res.scores and not res.baselines:
-        raise WeaklocError(f"{root}: no score files (expected seed<s>/scores/<variant>.json or "
-                           f"baselines/scores/baseline-<name>.json)")
-    for variant, by_seed in res.scores.items():
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise WeaklocError("tables: no score files given (expected seed<s>/scores/<variant>.json, "
+                           "seed<s>/detect/metrics.json or baselines/scores/baseline-<name>.json)")
+    scores: dict[str, dict[int, Path]] = {}
+    detection: dict[int, Path] = {}
+    baselines: dict[str, Path] = {}
+    for path in paths:
+        text = path.as_posix()
+        if not path.is_file():
+            raise WeaklocError(f"{path}: score file not found (run the workflow first)")
+        if (m := _DETECT_PATH.fullmatch(text)) and not path.parents[2].name.startswith("sel-"):
+            detection[int(m["seed"])] = path
+        elif (m := _SCORE_PATH.fullmatch(text)) and parse_variant(m["variant"]) is not None:
+            scores.setdefault(m["variant"], {})[int(m["seed"])] = path
+        elif m := _BASELINE_PATH.fullmatch(text):
+            baselines[m["name"]] = path
+        else:
+            raise WeaklocError(f"{path}: not a score file the tables know (expected seed<s>/scores/<variant>.json, "
+                               "seed<s>/detect/metrics.json or baselines/scores/baseline-<name>.json)")
+    seeds = sorted({s for by_seed in scores.values() for s in by_seed} | set(detection))
+    seed_paths = [p for by_seed in scores.values() for p in by_seed.values()] + list(detection.values())
+    root = seed_paths[0].parents[2] if seed_paths else paths[0].parents[2]
+    res = StudyResults(root, seeds, name=name or root.name)
+    for variant, by_seed in scores.items():
         for seed in seeds:
             if seed not in by_seed:
-                raise WeaklocError(f"{seed_dirs[seed] / 'scores' / (variant + '.json')}: missing, but other "
-                                   f"seeds have it (score every seed or remove the extra files)")
-    if res.detection:
+                raise WeaklocError(f"{variant}.json: given for seed(s) {', '.join(map(str, sorted(by_seed)))} but "
+                                   f"not for seed {seed} (score every seed or drop the variant)")
+        res.scores[variant] = {s: _read_json(by_seed[s], SCORE_KEYS) for s in seeds}
+    if detection:
         for seed in seeds:
-            if seed not in res.detection:
-                raise WeaklocError(f"{seed_dirs[seed] / 'detect' / 'metrics.json'}: missing, but other seeds have it")
+            if seed not in detection:
+                raise WeaklocError(f"detect/metrics.json: given for seed(s) {', '.join(map(str, sorted(detection)))} "
+                                   f"but not for seed {seed}")
+        res.detection = {s: _read_json(detection[s], DET_KEYS) for s in seeds}
+    res.baselines = {b: _read_json(baselines[b], SCORE_KEYS) for b in sorted(baselines)}
     return res
 
 
@@ -313,22 +335,68 @@ def localization_table(res: StudyResults, config: dict, level: str = "image") ->
         if len(refined_fusions) > 1:
             t.notes.append(f"Refined rows use the {primary} fusion; every fusion x segmenter pair is in "
                            f"the fusion x segmenter ablation.")
+    peers = _variants(res, "peer")
+    peer_fusions = _ordered({f["fusion"] for f in peers.values()}, fusions_pref)
+    for fusion in peer_fusions[:1]:
+        for rule in ("edgecam", "sepl"):
+            v = f"peer-{fusion}-{rule}"
+            if v in res.scores:
+                t.rows.append((PEER_ROW_LABELS[rule], _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
+                used[v] = res.scores[v]
+        t.notes.append(f"EdgeCAM-style and SEPL-style: the peers' region-selection rules [ours, reconstructed] on "
+                       f"the same fused ({fusion}) maps and cached segments as the Bayesian refinement "
+                       f"(peer_rules, docs/evaluation.md).")
     t.notes.insert(0, _protocol_note(res, level))
     t.notes.append(ORACLE_NOTE)
     t.notes += _missing_note(used)
     return t
 
 
-def detection_table(res: StudyResults) -> Table | None:
-    """Image-level AUC, accuracy and F1 of WCBnet."""
+def main_refined_variant(res: StudyResults, config: dict | None) -> str | None:
+    """The default pipeline's score variant: the primary fusion refined with every segmenter (or the one)."""
+    refined = _variants(res, "refined")
+    pref = config["fusion"]["methods"] if config else []
+    fusions = _ordered({f["fusion"] for f in refined.values()}, pref)
+    if not fusions:
+        return None
+    segsets = {f["segset"] for f in refined.values() if f["fusion"] == fusions[0]}
+    seg = "all" if "all" in segsets else _ordered(segsets, config["segmenters"]["use"] if config else [])[0]
+    return f"refined-{fusions[0]}-{seg}"
+
+
+def detection_table(res: StudyResults, config: dict | None = None) -> Table | None:
+    """Image-level AUC, accuracy and F1 of WCBnet; with the default pipeline's pixel F1, the combined F1."""
+    from weakloc.metrics import combined_f1
+
     if not res.detection:
         return None
-    t = Table("detection", "Detection (image level) on the test split", DET_COLUMNS)
-    t.rows.append(("WCBnet", _cells(res.detection, [k for k, _ in DET_COLUMNS])))
+    main = main_refined_variant(res, config)
+    cols = list(DET_COLUMNS)
+    cells = _cells(res.detection, [k for k, _ in DET_COLUMNS])
+    image_f1 = {s: d.get("image_f1") for s, d in res.detection.items()}
+    if any(v is not None for v in image_f1.values()):
+        cols.append(("image_f1", "image F1 (sens./spec.)"))
+        cells["image_f1"] = Cell.of(image_f1.values())
+    if main is not None:
+        cols += [("pixel_f1", "pixel F1 (default pipeline)"), ("combined_f1", "combined F1")]
+        pix = {s: d.get("f1") for s, d in res.scores[main].items()}
+        cells["pixel_f1"] = Cell.of(pix.values())
+        cells["combined_f1"] = Cell.of(combined_f1(pix.get(s), image_f1.get(s)) for s in res.seeds)
+    t = Table("detection", "Detection (image level) on the test split", cols)
+    t.rows.append(("WCBnet", cells))
+    if main is not None:
+        t.notes.append(f"F1: the class manipulated; image F1: the protocol's (MVSS-Net, WSCL) harmonic mean of "
+                       f"sensitivity and specificity; combined F1 = harmonic mean of that image F1 and the pixel F1 of "
+                       f"{main} (per manipulated image at the fixed threshold), per seed.")
     any_det = next(iter(res.detection.values()))
     t.notes.append(f"{any_det.get('n_images', '?')} test images ({any_det.get('n_positive', '?')} manipulated); "
                    f"accuracy and F1 at score > {any_det.get('threshold', 0.5):g}"
                    + (f"; mean ± std over {len(res.seeds)} seeds." if len(res.seeds) > 1 else "."))
+    timed = [s for s, d in sorted(res.detection.items()) if d.get("training_stop") == "time_budget"]
+    if timed:
+        t.notes.append(f"Seed(s) {', '.join(map(str, timed))} stopped training on the wall-clock budget "
+                       "(train.time_budget_minutes): their epoch count, and so these numbers, depend on the "
+                       "machine's speed and load; a rerun may differ.")
     return t
 
 
@@ -486,17 +554,17 @@ def summary_metrics(res: StudyResults, config: dict) -> dict:
     return out
 
 
-def build_tables(results_dir: str | Path, out_dir: str | Path, config: dict | None = None,
-                 literature: str | Path | None = None) -> list[str]:
-    """Read ``results_dir`` and write every table that its files allow; return the table names.
+def build_tables(files: list[str | Path], out_dir: str | Path, config: dict | None = None,
+                 literature: str | Path | None = None, name: str | None = None) -> list[str]:
+    """Read exactly ``files`` (:func:`read_results`) and write every table they allow; return the table names.
 
     ``config`` (validated; defaults if None) orders the rows: fusions as ``fusion.methods``,
     segmenters as ``segmenters.use``, and labels the main model's SEL qualities.
     """
     config = validate_config(copy.deepcopy(config) if config is not None else {}, "config")
-    res = read_results(results_dir)
+    res = read_results(files, name)
     tables = [localization_table(res, config, "image"), localization_table(res, config, "dataset"),
-              detection_table(res), fusion_segmenter_table(res, config), sel_table(res, config),
+              detection_table(res, config), fusion_segmenter_table(res, config), sel_table(res, config),
               prior_table(res, config), baselines_table(res, "image"), baselines_table(res, "dataset")]
     if literature is not None:
         tables.append(literature_table(literature))
@@ -505,8 +573,9 @@ def build_tables(results_dir: str | Path, out_dir: str | Path, config: dict | No
     out.mkdir(parents=True, exist_ok=True)
     for t in tables:
         write_table(t, out)
-    readme = [f"# Tables: {res.root.name}", "",
-              f"Generated by `weakloc tables` from `{res.root}` (seeds: {', '.join(map(str, res.seeds)) or 'none'}). "
+    readme = [f"# Tables: {res.name}", "",
+              f"Generated by `weakloc tables` from {len(files)} score files of `{res.root}` "
+              f"(seeds: {', '.join(map(str, res.seeds)) or 'none'}). "
               "Each table is also in this folder as CSV (data) and LaTeX.", ""]
     readme += [t.to_markdown() for t in tables]
     write_text_atomic(out / "README.md", "\n".join(readme))

@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
-from weakloc.manifest import read_manifest
+from weakloc.manifest import content_hash, read_manifest
 from weakloc.sel import scale_error_diff, signed_error_diff, signed_error_level
 from weakloc.wcbnet import WCBnet, build_wcbnet, model_sections, save_checkpoint
 
@@ -95,9 +95,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def set_threads(threads: int | None) -> int:
-    """Set torch's CPU threads to ``threads`` or to every core this process may use."""
+    """Set torch's CPU threads: ``threads``, else ``OMP_NUM_THREADS`` (what a workflow rule's
+    ``threads:`` sets), else every core this process may use.
+
+    The count is fixed by the command, never by the machine's load, so a rerun computes the
+    same floating-point reductions and gives the same bytes.
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
     if threads:
         n = int(threads)
+    elif env.isdigit() and int(env) > 0:
+        n = int(env)
     elif hasattr(os, "sched_getaffinity"):
         n = len(os.sched_getaffinity(0))
     else:
@@ -110,7 +118,9 @@ def set_threads(threads: int | None) -> int:
 
 def sel_of_file(path: str | Path, sel_config: dict) -> np.ndarray:
     """``(3Q, H, W) float32`` SEL of the image file at ``path`` (``sel`` config section)."""
-    return signed_error_level(read_rgb(path), sel_config["qualities"], float(sel_config["scale"]))
+    # pixels as stored (orient=False): the detector reads a JPEG on its own 8x8 grid; the labels
+    # are per image, so an EXIF rotation changes nothing else (docs/localization.md)
+    return signed_error_level(read_rgb(path, orient=False), sel_config["qualities"], float(sel_config["scale"]))
 
 
 def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) -> np.ndarray:
@@ -133,7 +143,7 @@ def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) 
 
 def compact_sel_of_file(path: str | Path, qualities) -> np.ndarray:
     """The SEL of a file as integer differences, int8 when they fit, else int16 (exact)."""
-    diff = signed_error_diff(read_rgb(path), qualities)
+    diff = signed_error_diff(read_rgb(path, orient=False), qualities)  # as stored, like sel_of_file
     if diff.size and int(np.abs(diff).max()) <= 127:
         return diff.astype(np.int8)
     return diff
@@ -258,8 +268,11 @@ def wcbnet_loss(out, y: torch.Tensor, block_loss_weight: float) -> torch.Tensor:
 def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
     """A hash of what determines the training run (not the time budget, threads or device).
 
-    A resume state with another fingerprint belongs to another run and is not reused.
+    The data are part of it: the ids, splits and labels of every row and the bytes of every
+    train and val image (:func:`weakloc.manifest.content_hash`; masks are never read). A
+    resume state with another fingerprint belongs to another run and is not reused.
     """
+    used = manifest[manifest["split"].isin(["train", "val"])]
     train = {k: v for k, v in config["train"].items()
              if k not in ("time_budget_minutes", "threads", "num_workers", "device", "sel_cache_gb")}
     payload = {
@@ -267,6 +280,7 @@ def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
         "train": train,
         "seed": int(seed),
         "rows": manifest[["id", "split", "label"]].astype(str).values.tolist(),
+        "data": content_hash(used),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -435,6 +449,7 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     history: list[dict] = []
     start_epoch, best_auc, best_loss, best_epoch, stale, elapsed = 1, float("nan"), math.inf, 0, 0, 0.0
     best_state = None
+    best_point, best_point_known = None, False  # the best epoch's operating point (choose_threshold)
     stop_reason = None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -492,7 +507,9 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         if _better(val_auc, val_loss, best_auc, best_loss):
             best_auc, best_loss, best_epoch = val_auc, val_loss, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed)
+            best_point, best_point_known = _operating_point(val_labels, logits), True
+            _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed,
+                       operating_point=best_point)
         _write_log(log_csv, history)
         _save_resume(rpath, {
             "version": RESUME_VERSION, "fingerprint": fingerprint, "epoch": epoch,
@@ -509,7 +526,12 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     # Final state: the declared outputs are (re)written from the best model and the history,
     # which also restores them when Snakemake deleted them before a rerun of a finished run.
     if best_state is not None:
-        _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed)
+        if not best_point_known:  # resumed after the best epoch: score the validation split again
+            best = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
+            best.load_state_dict(best_state)
+            best_point = _operating_point(val_labels, image_logits(best, val_sels, device, batch_size, amp))
+        _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed, stop_reason,
+                   operating_point=best_point)
     _write_log(log_csv, history)
     if rpath.is_file():
         final = torch.load(rpath, map_location="cpu", weights_only=True)
@@ -532,12 +554,29 @@ def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, config: dict
               f"> train.sel_cache_gb {limit})", file=sys.stderr)
 
 
+def _operating_point(val_labels: np.ndarray, val_logits: np.ndarray) -> dict | None:
+    """The image-level verdict threshold chosen on the validation probabilities (max Youden's J)."""
+    from weakloc.operating_point import choose_threshold
+
+    point = choose_threshold(val_labels, 1.0 / (1.0 + np.exp(-np.asarray(val_logits, dtype=np.float64))))
+    return None if point is None else {**point, "split": "val"}
+
+
 def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: float,
-               loss: float, seed: int) -> None:
-    """Write the best weights ``best_state`` (CPU tensors) to ``out_path``."""
+               loss: float, seed: int, stop_reason: str | None = None,
+               operating_point: dict | None = None) -> None:
+    """Write the best weights ``best_state`` (CPU tensors) to ``out_path``.
+
+    ``meta`` records why training stopped (None while it runs) and the time budget, so the
+    tables can flag a run whose length depended on the machine's speed and load.
+    """
     best = build_wcbnet(config)
     best.load_state_dict(best_state)
     save_checkpoint(out_path, best, config, {
         "epoch": int(epoch), "val_auc": None if math.isnan(auc) else float(auc),
-        "val_loss": float(loss), "seed": int(seed),
+        "val_loss": float(loss), "seed": int(seed), "stop_reason": stop_reason,
+        "time_budget_minutes": config["train"]["time_budget_minutes"],
+        # the verdict threshold of `weakloc localize` (weakloc.detection.operating_point); None
+        # when the validation split has one class only
+        "image_threshold": None if operating_point is None else {**operating_point, "epoch": int(epoch)},
     })

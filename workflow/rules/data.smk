@@ -6,7 +6,7 @@ rule download:
     output:
         directory("data/raw/{dataset}"),
     params:
-        cfg=lambda w: sections(config, "dataset"),
+        cfg=lambda w: sections({"dataset": dataset_section(w.dataset)}, "dataset"),
     log:
         "logs/download/{dataset}.log",
     conda:
@@ -17,14 +17,20 @@ rule download:
 
 rule prepare:
     input:
-        raw=lambda w: f"data/raw/{w.dataset}" if w.dataset in DOWNLOADED else [],
+        raw=lambda w: f"data/raw/{w.dataset}" if dataset_section(w.dataset)["name"] in DOWNLOADED else [],
+        # dataset.synthetic.photos_dir: the user's photographs are an input of the synthetic set
+        photos=lambda w: (dataset_section(w.dataset)["synthetic"].get("photos_dir") or [])
+        if dataset_section(w.dataset)["name"] == "synthetic" else [],
     output:
         directory("data/prepared/{dataset}"),
     params:
-        cfg=lambda w: sections(config, "dataset"),
+        # the training set's section, or a cross_dataset.datasets entry's (common.smk, dataset_section)
+        cfg=lambda w: sections({"dataset": dataset_section(w.dataset)}, "dataset"),
         raw=lambda w, input: f"--raw {input.raw}" if input.raw else "",
     log:
         "logs/prepare/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/prepare/{dataset}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:

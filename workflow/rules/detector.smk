@@ -12,6 +12,8 @@ rule train:
     threads: workflow.cores
     log:
         "logs/train/{root}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{root}/seed{seed}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
@@ -31,6 +33,8 @@ rule detect:
     threads: workflow.cores
     log:
         "logs/detect/{root}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/detect/{root}/seed{seed}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:

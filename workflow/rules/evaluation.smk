@@ -13,6 +13,8 @@ rule score:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         "logs/score/{root}/seed{seed}/{variant}.log",
+    benchmark:
+        "logs/benchmarks/score/{root}/seed{seed}/{variant}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
@@ -25,14 +27,19 @@ rule baseline:
         data=f"data/prepared/{DATASET}",
     output:
         directory(f"results/{DATASET}/baselines/{{baseline}}"),
+    params:
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
+        cfg=lambda w: sections(config, "evaluate"),
     threads: 1
     log:
         f"logs/baseline/{DATASET}/{{baseline}}.log",
+    benchmark:
+        f"logs/benchmarks/baseline/{DATASET}/{{baseline}}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
         "weakloc baseline {wildcards.baseline} --manifest {input.data}/manifest.csv --split test"
-        " --out {output} > {log} 2>&1"
+        " --out {output} {params.shard} --config-json {params.cfg:q} > {log} 2>&1"
 
 
 use rule score as score_baseline with:
@@ -47,6 +54,8 @@ use rule score as score_baseline with:
         cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/score/{DATASET}/baselines/{{baseline}}.log",
+    benchmark:
+        f"logs/benchmarks/score_baseline/{DATASET}/{{baseline}}.tsv",
 
 
 rule tables:
@@ -60,14 +69,14 @@ rule tables:
             category="Tables",
         ),
     params:
-        results=lambda w, output: os.path.dirname(output[0]),
         cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
+        name=DATASET,
     log:
         f"logs/tables/{DATASET}.log",
     conda:
         "../envs/weakloc.yaml"
     shell:
-        "weakloc tables --results {params.results} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        "weakloc tables {input:q} --name {params.name} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
 
 

@@ -9,14 +9,17 @@ rule cams:
         directory("results/{root}/seed{seed}/cams"),
     params:
         cfg=lambda w: sections(config, "cams"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     threads: workflow.cores
     log:
         "logs/cams/{root}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/cams/{root}/seed{seed}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc cams --manifest {input.data}/manifest.csv --split test"
-        " --checkpoint {input.ckpt} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        " --checkpoint {input.ckpt} --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
 
 
 rule fuse:
@@ -26,13 +29,16 @@ rule fuse:
         directory("results/{root}/seed{seed}/fused/{fusion}"),
     params:
         cfg=lambda w: sections(config, "fusion"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     log:
         "logs/fuse/{root}/seed{seed}/{fusion}.log",
+    benchmark:
+        "logs/benchmarks/fuse/{root}/seed{seed}/{fusion}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
         "weakloc fuse --cams {input.cams} --method {wildcards.fusion} --out {output}"
-        " --config-json {params.cfg:q} > {log} 2>&1"
+        " --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
 
 
 rule fetch_mobile_sam:
@@ -54,15 +60,18 @@ rule segment:
         directory(f"results/{DATASET}/segments/{{segmenter}}/{{key}}"),
     params:
         cfg=lambda w: sections(config, "segmenters"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     # network segmenters use every core; superpixels are single-threaded and run side by side
     threads: lambda w: workflow.cores if w.segmenter in ("sam", "deeplab", "pspnet") else 1
     log:
         f"logs/segment/{DATASET}/{{segmenter}}/{{key}}.log",
+    benchmark:
+        f"logs/benchmarks/segment/{DATASET}/{{segmenter}}/{{key}}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} weakloc segment --manifest {input.data}/manifest.csv --split test"
-        " --segmenter {wildcards.segmenter} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        " --segmenter {wildcards.segmenter} --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
 
 
 rule refine:
@@ -74,10 +83,13 @@ rule refine:
         directory("results/{root}/seed{seed}/refined/{fusion}/{segset}/{refine}"),
     params:
         cfg=refine_config,
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     log:
         "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.log",
+    benchmark:
+        "logs/benchmarks/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.tsv",
     conda:
         "../envs/weakloc.yaml"
     shell:
         "weakloc refine --fused {input.fused} --cams {input.cams} --segments {input.segments}"
-        " --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        " --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"

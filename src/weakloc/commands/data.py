@@ -49,12 +49,12 @@ def register(subparsers) -> None:
     dl.add_argument("--out", required=True, metavar="DIR", help="raw folder to fill (data/raw/NAME)")
     dl.add_argument("--archive", metavar="PATH", help="archive downloaded by hand (overrides dataset.archive)")
     dl.add_argument("--masks-archive", metavar="PATH", help="ground-truth archive (overrides dataset.masks_archive)")
-    add_config_options(dl)
+    add_config_options(dl, sections=('dataset',))
     dl.set_defaults(func=_download)
 
     pr = sub.add_parser("prepare", help="build manifest.csv, images/ and masks/ for the configured dataset",
                         description="Prepare dataset.name from the config into DIR (manifest.csv, images/, masks/).")
     pr.add_argument("--out", required=True, metavar="DIR", help="output folder (data/prepared/NAME)")
     pr.add_argument("--raw", metavar="DIR", help="raw folder (default data/raw/NAME; for folder: dataset.folder.path)")
-    add_config_options(pr)
+    add_config_options(pr, sections=('dataset',))
     pr.set_defaults(func=_prepare)

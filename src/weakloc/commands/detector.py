@@ -28,7 +28,7 @@ def add_train_command(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="CKPT", help="where the best checkpoint is written (.pt)")
     p.add_argument("--log", required=True, metavar="CSV",
                    help="per-epoch log: epoch,train_loss,val_loss,val_auc,lr,seconds")
-    add_config_options(p)
+    add_config_options(p, sections=('sel', 'model', 'train'))
     p.set_defaults(func=_run_train)
 
 
@@ -57,7 +57,7 @@ def add_detect_command(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="trained WCBnet checkpoint")
     p.add_argument("--scores", required=True, metavar="CSV", help="output: id,label,score")
     p.add_argument("--metrics", required=True, metavar="JSON", help="output: image-level metrics")
-    add_config_options(p)
+    add_config_options(p, sections=('train', 'evaluate'))
     p.set_defaults(func=_run_detect)
 
 

@@ -11,6 +11,7 @@ def register(subparsers) -> None:
 def add_baseline_command(subparsers) -> None:
     """``weakloc baseline NAME --manifest M --split test --out DIR``: classic detector maps (pyIFD)."""
     from weakloc.commands import add_config_options, add_manifest_options
+    from weakloc.commands.shards import add_shard_option
 
     p = subparsers.add_parser(
         "baseline", help="write a classic detector's maps (ela, noi1, blk, dct) for a split",
@@ -20,7 +21,8 @@ def add_baseline_command(subparsers) -> None:
     p.add_argument("name", choices=["ela", "noi1", "blk", "dct"], help="which baseline")
     add_manifest_options(p, "run on")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the {id}.png maps")
-    add_config_options(p)
+    add_shard_option(p)
+    add_config_options(p, sections=('evaluate',))
     p.set_defaults(func=_run_baseline)
 
 
@@ -28,11 +30,13 @@ def _run_baseline(args) -> int:
     import sys
 
     from weakloc.baselines import write_baseline_maps
+    from weakloc.shards import parse_shard
     from weakloc.commands import config_from_args
 
     config = config_from_args(args)
     lo, hi = config["evaluate"]["baseline_percentiles"]
-    stats = write_baseline_maps(args.name, args.manifest, args.split, args.out, (lo, hi))
+    stats = write_baseline_maps(args.name, args.manifest, args.split, args.out, (lo, hi),
+                                shard=parse_shard(args.shard))
     per = stats["seconds_per_image"]
     print(f"baseline {stats['baseline']}: {stats['written']} maps written, {stats['skipped']} kept, "
           f"{stats['seconds']:.1f} s" + (f" ({per:.3f} s/image)" if per is not None else ""), file=sys.stderr)
@@ -54,14 +58,14 @@ def add_score_command(subparsers) -> None:
     p.add_argument("--manifest", metavar="CSV", help="take masks from this manifest instead of GT_DIR")
     p.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="manifest split to score (default: test)")
-    p.add_argument("--suffix", default=".png", help="map file name after the id (default: .png; e.g. _prob.png for "
-                   "maps named <id>_prob.png)")
+    p.add_argument("--suffix", default=None, help="map file name after the id (default: _prob.png in a `weakloc "
+                   "localize` output folder, else .png)")
     p.add_argument("--threshold", type=float, default=None,
                    help="binarisation threshold, prob > T (default: evaluate.threshold, 0.5)")
     p.add_argument("--json", metavar="FILE", help="write the summary (means, dataset level, curve) here")
     p.add_argument("--csv", metavar="FILE", help="write per-image rows (id,f1,iou,mcc,auc,best_f1,...) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_options(p)
+    add_config_options(p, sections=('evaluate',))
     p.set_defaults(func=_run_score)
 
 
@@ -85,19 +89,21 @@ def _run_score(args) -> int:
 
 
 def add_tables_command(subparsers) -> None:
-    """``weakloc tables --results results/{d} --out results/{d}/tables``: the study's tables."""
+    """``weakloc tables FILE... --out results/{d}/tables``: the study's tables from exactly these files."""
     from weakloc.commands import add_config_options
 
     p = subparsers.add_parser(
         "tables", help="build the localization, detection, ablation and baseline tables",
-        description="Read results/{d}/seed*/scores/*.json, seed*/detect/metrics.json and "
-                    "baselines/scores/*.json and write each table as CSV, Markdown and LaTeX "
-                    "(mean ± std over seeds), README.md with all of them, and summary.json.")
-    p.add_argument("--results", required=True, metavar="DIR", help="a dataset's results folder, results/{d}")
+        description="Read exactly the score files given (seed<s>/scores/<variant>.json, "
+                    "seed<s>/detect/metrics.json, baselines/scores/baseline-<name>.json; nothing else on "
+                    "disk) and write each table as CSV, Markdown and LaTeX (mean ± std over the seeds "
+                    "they name), README.md with all of them, and summary.json.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="score files, e.g. results/{d}/seed*/scores/*.json")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder, e.g. results/{d}/tables")
+    p.add_argument("--name", help="title of the tables (default: the dataset folder above seed<s>)")
     p.add_argument("--literature", metavar="CSV", help="optional quoted numbers: columns method,dataset,metric,"
                    "value,source (only numbers a paper states; see docs/evaluation.md)")
-    add_config_options(p)
+    add_config_options(p, sections=('evaluate', 'fusion', 'segmenters', 'sel'))
     p.set_defaults(func=_run_tables)
 
 
@@ -107,6 +113,7 @@ def _run_tables(args) -> int:
     from weakloc.commands import config_from_args
     from weakloc.tables import build_tables
 
-    written = build_tables(args.results, args.out, config=config_from_args(args), literature=args.literature)
+    written = build_tables(args.files, args.out, config=config_from_args(args), literature=args.literature,
+                           name=args.name)
     print(f"tables: {len(written)} tables written to {args.out} ({', '.join(written)})", file=sys.stderr)
     return 0

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     ex.add_argument("--refined", nargs="*", default=[], metavar="DIR", help="refined/{fusion}/{segset} folders")
     ex.add_argument("--n", type=int, default=None, help="images to show (default: evaluate.n_examples)")
     ex.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(ex)
+    add_config_options(ex, sections=('evaluate',))
     ex.set_defaults(func=_examples)
 
     seg = figs.add_parser("segmenters", help="F1 of the fused map and of each refinement, one point per seed",
@@ -40,20 +40,26 @@ def register(subparsers) -> None:
     seg.add_argument("--scores", nargs="+", required=True, metavar="JSON", help="fused-*.json and refined-*.json score files")
     seg.add_argument("--metric", default="f1", help="top-level key of the score files to plot (default: f1)")
     seg.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(seg)
+    add_config_options(seg, sections=('evaluate',))
     seg.set_defaults(func=_segmenters)
 
     thr = figs.add_parser("thresholds", help="pixel F1 against the threshold for each variant",
                           description="Draws each score file's threshold_curve (mean over seeds, band = std).")
     thr.add_argument("--scores", nargs="+", required=True, metavar="JSON", help="score files (fused, refined, baseline)")
     thr.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(thr)
+    add_config_options(thr, sections=('evaluate',))
     thr.set_defaults(func=_thresholds)
+
+    rb = figs.add_parser("robustness", help="pixel F1 against the perturbation level (robustness protocol)")
+    rb.add_argument("--levels", nargs="+", required=True, metavar="JSON", help="`weakloc robustness` outputs")
+    rb.add_argument("--out", required=True, metavar="PNG", help="figure file")
+    add_config_options(rb, sections=("evaluate",))
+    rb.set_defaults(func=_robustness)
 
     tr = figs.add_parser("training", help="training/validation loss and validation AUC against the epoch")
     tr.add_argument("--logs", nargs="+", required=True, metavar="CSV", help="train_log.csv files, one per run")
     tr.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(tr)
+    add_config_options(tr, sections=('evaluate',))
     tr.set_defaults(func=_training)
 
 
@@ -85,6 +91,14 @@ def _thresholds(args: argparse.Namespace) -> int:
 
     ev = config_from_args(args)["evaluate"]
     threshold_curves(args.scores, args.out, fixed=ev["threshold"])
+    return _done(args)
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from weakloc.figures import robustness_curves
+
+    config_from_args(args)
+    robustness_curves(args.levels, args.out)
     return _done(args)
 
 

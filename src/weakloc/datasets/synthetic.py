@@ -118,6 +118,49 @@ def source_images() -> tuple[Image.Image, ...]:
     return tuple(out)
 
 
+def _folder_photos(folder: str, size: int) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+    """The photographs of a user's folder (``dataset.synthetic.photos_dir``), sorted by file name."""
+    from weakloc.io import IMAGE_SUFFIXES, read_rgb
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise WeaklocError(f"key dataset.synthetic.photos_dir: {root} is not a folder")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise WeaklocError(f"key dataset.synthetic.photos_dir: {root} holds {len(files)} image file(s); "
+                           f"splicing needs at least 2 photographs")
+    images = []
+    for path in files:
+        arr = read_rgb(path)  # one-line WeaklocError naming the file when unreadable
+        h, w = arr.shape[:2]
+        if min(h, w) < size:
+            raise WeaklocError(f"{path}: photo is {w}x{h}, smaller than dataset.synthetic.size = {size} "
+                               f"on its shorter side")
+        images.append(Image.fromarray(arr, mode="RGB"))
+    return tuple(p.name for p in files), tuple(images)
+
+
+@functools.lru_cache(maxsize=4)
+def _folder_photos_cached(folder: str, size: int, stamp: tuple) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+    return _folder_photos(folder, size)
+
+
+def photo_set(settings: "SyntheticSettings") -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+    """The generator's photographs as ``(names, Pillow RGB images)``, in a fixed order.
+
+    The package photos of :data:`SOURCE_PHOTOS`, or, with ``photos_dir`` set, the image files
+    of that folder sorted by file name (each must be readable and at least ``size`` pixels
+    on its shorter side; at least two are needed).
+    """
+    if settings.photos_dir is None:
+        return tuple(p.name for p in SOURCE_PHOTOS), source_images()
+    root = Path(settings.photos_dir).expanduser()
+    # the cache is refreshed when a file of the folder changes (name, size or mtime)
+    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir())) \
+        if root.is_dir() else ()
+    return _folder_photos_cached(str(root), int(settings.size), stamp)
+
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -141,6 +184,10 @@ class SyntheticSettings:
     adjust_fraction: float = 0.3
     feather_fraction: float = 0.3
     global_adjust_fraction: float = 0.1
+    photos_dir: str | None = None
+    region_source: str = "shapes"
+    object_scale: float = 300.0
+    object_work_side: int = 384
 
     @classmethod
     def from_config(cls, section: dict) -> "SyntheticSettings":
@@ -211,6 +258,12 @@ def _random_view(photo: Image.Image, size: int, rng: np.random.Generator) -> np.
 
     The crop side (in source pixels) is drawn so the rescale factor is never 1.
     """
+    return _random_view_box(photo, size, rng)[0]
+
+
+def _random_view_box(photo: Image.Image, size: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float, float], bool]:
+    """:func:`_random_view` plus the crop box ``(x0, y0, x1, y1)`` and whether it was flipped."""
     w, h = photo.size
     side_max = min(w, h)
     side_min = min(side_max, 0.8 * size)
@@ -221,9 +274,10 @@ def _random_view(photo: Image.Image, size: int, rng: np.random.Generator) -> np.
     y0 = float(rng.uniform(0, h - side))
     img = photo.resize((size, size), Image.Resampling.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
     arr = np.asarray(img)
-    if rng.random() < 0.5:
+    flip = bool(rng.random() < 0.5)
+    if flip:
         arr = arr[:, ::-1]
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), (x0, y0, x0 + side, y0 + side), flip
 
 
 def _colour_adjust(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -383,17 +437,61 @@ def _history(rgb: np.ndarray, rng: np.random.Generator, s: SyntheticSettings) ->
     return out, parts, q_last
 
 
+def _object_region(kind: str, photos, host_i: int, host_view, area: float, misaligned: bool,
+                   rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, dict] | None:
+    """An object-shaped region (``region_source: objects``, :mod:`weakloc.datasets.objects`).
+
+    Splicing: an object of a donor photo's view, pasted where it lies in that view (``info``
+    carries the donor). Copy-move: an object of the host's view, moved by a shift that keeps
+    it inside the image (``info`` carries the shift). None when no object fits the area range.
+    """
+    from weakloc.datasets.objects import ObjectSettings, object_region, photo_partition, view_labels
+
+    size = s.size
+    osettings = ObjectSettings(scale=float(s.object_scale), work_side=int(s.object_work_side))
+    info: dict = {"shape": "object"}
+    if kind == "splice":
+        donor_choices = [i for i in range(len(photos)) if i != host_i]
+        donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
+        view, box, flip = _random_view_box(photos[donor_i], size, rng)
+        photo = photos[donor_i]
+        info["donor"] = (donor_i, view)
+    else:
+        view, box, flip = host_view
+        photo = photos[host_i]
+    labels = view_labels(photo_partition(photo, osettings), photo.size, box, (size, size), flip)
+    region = object_region(labels, view, area, s.region_area, rng)
+    if region is None:
+        return None
+    ys, xs = np.nonzero(region)
+    info["bbox"] = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+    info["centre"] = (float(ys.mean()), float(xs.mean()))
+    if kind != "splice":
+        # the object stays where it is in the host and is copied to region + shift
+        back = _copy_shift(info["bbox"], size, rng, misaligned)
+        if back is None:
+            return None
+        dy, dx = -back[0], -back[1]
+        region = np.roll(region, (dy, dx), axis=(0, 1))
+        y0, y1, x0, x1 = info["bbox"]
+        info["bbox"] = (y0 + dy, y1 + dy, x0 + dx, x1 + dx)
+        info["centre"] = (info["centre"][0] + dy, info["centre"][1] + dx)
+        info["shift"] = (dy, dx)
+    return region, info
+
+
 def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> SyntheticSample:
     """Generate image ``index`` of the dataset for ``seed`` (depends on nothing else)."""
     s = settings
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    photos = source_images()
+    names, photos = photo_set(s)
     kind = sample_kind(index, s)
     size = s.size
     host_i = int(rng.integers(0, len(photos)))
-    host = _random_view(photos[host_i], size, rng)
+    host, host_box, host_flip = _random_view_box(photos[host_i], size, rng)
+    host_view = host
     host, parts, q_host = _history(host, rng, s)
-    parts.insert(0, f"photo={SOURCE_PHOTOS[host_i].name}")
+    parts.insert(0, f"photo={names[host_i]}")
     mask = np.zeros((size, size), dtype=bool)
     image = host
 
@@ -402,27 +500,33 @@ def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> Synth
         area = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         misaligned = rng.random() < s.misaligned_fraction
         feather = rng.random() < s.feather_fraction
-        region, info = region_mask(size, area, rng)
+        found = None
+        if s.region_source == "objects":
+            found = _object_region(kind, photos, host_i, (host_view, host_box, host_flip), area, misaligned or q_host is None, rng, s)
+        region, info = found if found is not None else region_mask(size, area, rng)
         parts.append(f"kind={kind} shape={info['shape']} area={region.mean():.4f}")
         if kind == "splice":
-            donor_choices = [i for i in range(len(photos)) if i != host_i]
-            donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
-            donor = _random_view(photos[donor_i], size, rng)
+            if "donor" in info:  # the object's own photo
+                donor_i, donor = info["donor"]
+            else:
+                donor_choices = [i for i in range(len(photos)) if i != host_i]
+                donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
+                donor = _random_view(photos[donor_i], size, rng)
             off = _random_offset(rng) if misaligned else (0, 0)
             donor_uncompressed = q_host is not None and rng.random() < 0.25
             if donor_uncompressed:
-                parts.append(f"donor={SOURCE_PHOTOS[donor_i].name} uncompressed")
+                parts.append(f"donor={names[donor_i]} uncompressed")
             else:
                 gap = 0 if (misaligned and rng.random() < 0.5) else s.min_quality_gap
                 q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, gap)
                 donor = jpeg_roundtrip(donor, q2, off, 2 if rng.random() < 0.75 else 0)
-                parts.append(f"donor={SOURCE_PHOTOS[donor_i].name} q2={q2} grid={off[0]}x{off[1]}")
+                parts.append(f"donor={names[donor_i]} q2={q2} grid={off[0]}x{off[1]}")
             if rng.random() < s.adjust_fraction:
                 donor = _colour_adjust(donor, rng, 0.15)
                 parts.append("colour-matched")
             content = donor
         else:  # copy-move from the host itself
-            shift = _copy_shift(info["bbox"], size, rng, misaligned or q_host is None)
+            shift = info["shift"] if "shift" in info else _copy_shift(info["bbox"], size, rng, misaligned or q_host is None)
             if shift is None:  # region too large for a clean shift: make it smaller
                 region, info = region_mask(size, max(lo, area / 3), rng, info["shape"])
                 shift = _copy_shift(info["bbox"], size, rng, True) or (8 + 3, 5)
@@ -500,7 +604,7 @@ def generate_synthetic(config: dict, out_dir: Path, progress: bool = True) -> li
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     rows = []
-    source_images()  # load once, before the progress bar
+    photo_set(settings)  # load (and check) the photos once, before the progress bar
     for i in tqdm(range(settings.n_images), desc="synthetic images", unit="img", disable=not progress):
         smp = generate_sample(i, seed, settings)
         sid = sample_id(i)

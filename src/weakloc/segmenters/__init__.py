@@ -5,6 +5,8 @@ A segmenter is a callable ``rgb (H, W, 3) uint8 -> labels (H, W) int32`` with id
 
 - ``slic``, ``felzenszwalb``: scikit-image superpixels (offline; the default).
 - ``sam``: Segment Anything automatic masks (MobileSAM by default) resolved into a partition.
+- ``sam_prompt``: SAM prompted with the coarse map's peaks (:mod:`weakloc.segmenters.prompted`);
+  it needs the map, so it is called as ``seg(rgb, coarse)`` (``MAP_PROMPTED``).
 - ``deeplab``: torchvision DeepLabV3 class map, split into connected regions.
 - ``pspnet``: PSPNet (published hszhao/semseg checkpoints) class map, split likewise.
 
@@ -60,6 +62,13 @@ def _sam(s: dict) -> Segmenter:
                         s["stability_score_thresh"], s["min_region"], s["device"])
 
 
+def _sam_prompt(s: dict) -> Segmenter:
+    from weakloc.segmenters.prompted import PromptedSamSegmenter
+
+    return PromptedSamSegmenter(s["model_type"], s["checkpoint"], s["prompts"], s["n_prompts"], s["smooth"],
+                                s["min_region"], s["device"])
+
+
 def _deeplab(s: dict) -> Segmenter:
     from weakloc.segmenters.deeplab import DeepLabSegmenter
 
@@ -77,15 +86,20 @@ SEGMENTERS: dict[str, Callable[[dict], Segmenter]] = {
     "slic": _slic,
     "felzenszwalb": _felzenszwalb,
     "sam": _sam,
+    "sam_prompt": _sam_prompt,
     "deeplab": _deeplab,
     "pspnet": _pspnet,
 }
+
+#: Segmenters that need the coarse map (called as ``seg(rgb, coarse)``; ``needs_map`` is True).
+MAP_PROMPTED = frozenset({"sam_prompt"})
 
 #: The settings that change a segmenter's partitions (``device`` does not, by design).
 RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
     "slic": ("n_segments", "compactness", "sigma"),
     "felzenszwalb": ("scale", "sigma", "min_size"),
     "sam": ("model_type", "checkpoint", "points_per_side", "pred_iou_thresh", "stability_score_thresh", "min_region"),
+    "sam_prompt": ("model_type", "checkpoint", "prompts", "n_prompts", "smooth", "min_region"),
     "deeplab": ("arch", "checkpoint", "num_classes", "min_region"),
     "pspnet": ("checkpoint", "layers", "num_classes", "min_region"),
 }

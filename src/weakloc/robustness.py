@@ -1,0 +1,101 @@
+"""Scoring one perturbation level of the robustness protocol (``weakloc robustness``).
+
+Input: a perturbed dataset (:func:`weakloc.perturb.perturb_dataset`) or, for the level
+``none``, the prepared dataset itself; only the manipulated images of the split that have a
+mask are read. Each method's map is quantised to 8 bits exactly as the workflow's map files
+are (:func:`weakloc.io.write_prob`), then scored with :func:`weakloc.metrics.summarize_localization`,
+so the level ``none`` reproduces the scores of the same maps written to disk.
+
+Methods:
+
+- ``pipeline``: the default pipeline of ``weakloc localize`` (:func:`weakloc.localize.localize_image`):
+  the first of ``fusion.methods`` refined with ``robustness.segmenters`` (default SLIC);
+- ``baseline-<name>``: a classic detector (:func:`weakloc.baselines.baseline_map`).
+
+Output JSON: ``{"level", "kind", "value", "n_images", "methods": {method: summary}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from weakloc.errors import WeaklocError
+from weakloc.io import read_mask, read_rgb, write_text_atomic
+from weakloc.manifest import read_manifest
+from weakloc.metrics import ScoreHistogram, summarize_localization
+from weakloc.perturb import parse_level
+
+
+def _quantised(prob: np.ndarray) -> np.ndarray:
+    return (np.clip(np.rint(np.asarray(prob, np.float64) * 255.0), 0, 255) / 255.0).astype(np.float32)
+
+
+def masked_rows(manifest: str | Path, split: str):
+    df = read_manifest(manifest, split=split)
+    rows = df[(df["label"] == 1) & (df["mask"] != "")]
+    if rows.empty:
+        raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r}")
+    return rows
+
+
+def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str | Path | None = None,
+                baselines: list[str] | None = None, split: str = "test", progress: bool = True) -> dict:
+    """Score ``pipeline`` (when ``checkpoint`` is given) and ``baselines`` on one level's images."""
+    if level == "none":
+        kind, value = "none", None
+    else:
+        kind, value = parse_level(level)
+    rows = masked_rows(manifest, split)
+    threshold = config["evaluate"]["threshold"]
+    methods: dict[str, list[ScoreHistogram]] = {}
+    model = meta = segs = fusion = None
+    if checkpoint is not None:
+        fusion = config["fusion"]["methods"][0]
+        import torch
+
+        from weakloc.localize import build_segmenters
+        from weakloc.wcbnet import load_checkpoint
+
+        model, meta = load_checkpoint(checkpoint, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        segs = build_segmenters(config["robustness"]["segmenters"], config)
+        methods["pipeline"] = []
+    baselines = list(baselines or [])
+    for b in baselines:
+        methods[f"baseline-{b}"] = []
+    if not methods:
+        raise WeaklocError("robustness: nothing to score (give a checkpoint and/or baselines)")
+    lo_hi = tuple(config["evaluate"]["baseline_percentiles"])
+    for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"robustness {level}", unit="img",
+                    disable=not progress):
+        mask = read_mask(row.mask)
+        if model is not None:
+            from weakloc.localize import localize_image
+
+            rgb = read_rgb(row.image)
+            if rgb.shape[:2] != mask.shape:
+                raise WeaklocError(f"{row.mask}: mask size differs from its image {row.image}")
+            _, prob = localize_image(rgb, model, meta, config, fusion, segs)
+            methods["pipeline"].append(ScoreHistogram.from_maps(_quantised(prob), mask))
+        for b in baselines:
+            from weakloc.baselines import baseline_map
+
+            methods[f"baseline-{b}"].append(ScoreHistogram.from_maps(_quantised(baseline_map(b, row.image, lo_hi)),
+                                                                     mask))
+    summaries = {}
+    for name, hists in methods.items():
+        s = summarize_localization(hists, threshold)
+        s.pop("threshold_curve", None)
+        summaries[name] = s
+    out = {"level": level, "kind": kind, "value": value, "n_images": len(rows), "threshold": threshold,
+           "methods": summaries}
+    if model is not None:
+        out["pipeline"] = {"fusion": fusion, "segmenters": list(config["robustness"]["segmenters"])}
+    return out
+
+
+def write_level(result: dict, path: str | Path) -> None:
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")

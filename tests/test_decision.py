@@ -1,0 +1,103 @@
+"""The per-image calibrated decision rule (refine.decision, src/weakloc/decision.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from weakloc.config import validate_config
+from weakloc.decision import DecisionSettings, apply_decision, calibrated_map, choose_mask
+from weakloc.errors import WeaklocError
+from weakloc.io import read_prob, write_prob
+from weakloc.refinement import refine_with_config
+
+
+def _grid_partition(h=40, w=40, cell=10) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((yy // cell) * (w // cell) + xx // cell).astype(np.int32)
+
+
+def _map_with_object(rng, level_in=0.8, level_out=0.3, noise=0.03):
+    m = np.clip(level_out + rng.normal(0, noise, (40, 40)), 0, 1).astype(np.float32)
+    m[10:20, 10:30] = np.clip(level_in + rng.normal(0, noise, (10, 20)), 0, 1)
+    truth = np.zeros((40, 40), bool)
+    truth[10:20, 10:30] = True
+    return m, truth
+
+
+def test_region_rule_finds_the_object_even_when_the_whole_map_is_over_confident():
+    rng = np.random.default_rng(0)
+    m, truth = _map_with_object(rng, level_in=0.95, level_out=0.7)  # 0.5 would flag everything
+    assert (m > 0.5).all()
+    out = calibrated_map(m, _grid_partition(), 0.9, DecisionSettings(rule="calibrated"))
+    assert np.array_equal(out > 0.5, truth)
+
+
+def test_pixel_rule_and_region_rule_agree_on_a_clean_map():
+    rng = np.random.default_rng(1)
+    m, truth = _map_with_object(rng)
+    plain_otsu = DecisionSettings(rule="calibrated", unit="pixel", fraction_b=1.0, max_fraction=0.5)
+    mask, info = choose_mask(m, None, plain_otsu)
+    assert np.array_equal(mask, truth) and info["kept"] and abs(info["fraction"] - truth.mean()) < 1e-9
+
+
+def test_written_map_thresholds_exactly_at_half_after_8_bit_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    m = rng.random((40, 40)).astype(np.float32)
+    m[5:15, 5:15] += 0.6
+    m = np.clip(m, 0, 1)
+    s = DecisionSettings(rule="calibrated", min_contrast=0.0)
+    mask, _ = choose_mask(m, _grid_partition(), s)
+    out = calibrated_map(m, _grid_partition(), 1.0, s)
+    assert mask.any() and np.array_equal(out > 0.5, mask)
+    write_prob(out, tmp_path / "p.png")
+    assert np.array_equal(read_prob(tmp_path / "p.png") > 0.5, mask)
+    # inside each class the ranking of the input map is kept
+    inside = out[mask]
+    assert np.all(np.diff(inside[np.argsort(m[mask], kind="stable")]) >= 0)
+
+
+def test_flat_map_and_low_image_probability_give_an_empty_mask():
+    rng = np.random.default_rng(3)
+    flat = np.clip(0.6 + rng.normal(0, 0.01, (40, 40)), 0, 1).astype(np.float32)
+    assert not (calibrated_map(flat, _grid_partition(), 0.9, DecisionSettings(rule="calibrated")) > 0.5).any()
+    m, _ = _map_with_object(rng)
+    gated = calibrated_map(m, _grid_partition(), 0.2, DecisionSettings(rule="calibrated", gate=0.5))
+    assert not (gated > 0.5).any()
+    ungated = calibrated_map(m, _grid_partition(), 0.2, DecisionSettings(rule="calibrated", gate=0.0))
+    assert (ungated > 0.5).any()
+    with pytest.raises(WeaklocError, match="image-level probability"):
+        calibrated_map(m, _grid_partition(), None, DecisionSettings(rule="calibrated", gate=0.5))
+
+
+def test_fraction_prior_prefers_the_smaller_of_two_plausible_masks():
+    # three levels: a small very high core, a ring of medium, the rest low
+    m = np.full((40, 40), 0.1, np.float32)
+    m[0:20, :] = 0.5
+    m[0:10, 0:10] = 0.9
+    part = _grid_partition()
+    flat_prior, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", fraction_b=1.0, max_fraction=0.6))
+    small_prior, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", fraction_b=30.0, max_fraction=0.6))
+    assert small_prior.sum() < flat_prior.sum()
+    assert small_prior[0:10, 0:10].all()
+    capped, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", max_fraction=0.1))
+    assert capped.mean() <= 0.1
+
+
+def test_threshold_rule_is_the_identity_and_refine_with_config_applies_the_rule():
+    rng = np.random.default_rng(4)
+    m, truth = _map_with_object(rng, level_in=0.95, level_out=0.7)
+    part = _grid_partition()
+    assert apply_decision(m, [part], 0.9, {"rule": "threshold"}) is m
+    cfg = validate_config({"refine": {"decision": {"rule": "calibrated"}}})["refine"]
+    out = refine_with_config(m, [part], cfg, image_prob=0.9)
+    plain = refine_with_config(m, [part], validate_config({})["refine"], image_prob=0.9)
+    assert np.array_equal(out > 0.5, choose_mask(plain, part, DecisionSettings.from_config(cfg["decision"]))[0])
+    assert validate_config({})["refine"]["decision"]["rule"] == "threshold"
+
+
+def test_unknown_rule_or_unit_is_a_one_line_error():
+    with pytest.raises(WeaklocError, match="refine.decision.rule"):
+        DecisionSettings.from_config({"rule": "otsu"})
+    with pytest.raises(WeaklocError, match="refine.decision.unit"):
+        DecisionSettings.from_config({"unit": "superpixel"})
