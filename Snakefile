@@ -1,7 +1,7 @@
 # weakloc: weakly-supervised localization of manipulated image regions (WSWCBnet reconstruction).
 #
 #   snakemake --cores all                                  the embedded default study (config.yaml)
-#   snakemake --cores all --configfile configs/casia2.yaml the paper's dataset
+#   snakemake --cores all --configfile configs/public.yaml configs/casia2.yaml   the paper's dataset
 #   snakemake --report report.html                         browsable report of tables and figures
 #
 # Rules are thin: each calls one `weakloc` command. Paths: docs/architecture.md.
