@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from weakloc.errors import WeaklocError
-from weakloc.io import atomic_path
+from weakloc.io import atomic_path, file_sha256
 
 COLUMNS = ["id", "split", "label", "image", "mask", "width", "height", "source"]
 SPLITS = ("train", "val", "test")
@@ -121,10 +121,6 @@ def content_hash(df: pd.DataFrame, columns: tuple[str, ...] = ("id", "split", "l
     for row in df[list(columns) + ["image"]].itertuples(index=False):
         *fields, image = row
         h.update("\x1f".join(map(str, fields)).encode())
-        try:
-            with open(image, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
-        except OSError as exc:
-            raise WeaklocError(f"{image}: cannot read image ({exc.strerror or exc})") from None
+        h.update(file_sha256(image).encode())
         h.update(b"\x1e")
     return h.hexdigest()

