@@ -24,8 +24,9 @@ reproduce: install
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report report.html
 
-## Every test (unit tests, the DVC round trip and the smoke workflow).
-test: install
+## The linters (configured in pyproject.toml), then every test (unit tests, the DVC round trip
+## and the smoke workflow).
+test: install lint
 	$(BIN)/python -m pytest
 
 ## The smoke study through SLURM (a one-node cluster on this machine, scripts/cluster.sh) and
@@ -49,8 +50,10 @@ pull: install
 	$(BIN)/dvc pull
 	$(BIN)/snakemake --cores 1 --touch models
 
+## ruff on the Python, snakefmt on the rules (both configured in pyproject.toml).
 lint: install
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -45,7 +45,8 @@ def main() -> None:
             for p in paths:
                 baseline_map(name, p)
             per = (time.perf_counter() - start) / len(paths)
-            print(f"{name:5s} {args.size} px: {per:.4f} s/image, {per * args.split_size:.1f} s for {args.split_size} images")
+            print(f"{name:5s} {args.size} px: {per:.4f} s/image, "
+                  f"{per * args.split_size:.1f} s for {args.split_size} images")
 
 
 if __name__ == "__main__":

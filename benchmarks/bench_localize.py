@@ -147,7 +147,8 @@ def main() -> None:
     ap.add_argument("--checkpoint")
     ap.add_argument("--cores", type=int, default=2, help="CPUs the timed processes may use")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--extra", default="", help="extra `weakloc localize` options (--segment-max-side N and --config-json JSON also reach "
+    ap.add_argument("--extra", default="",
+                    help="extra `weakloc localize` options (--segment-max-side N and --config-json JSON also reach "
                     "the per-image runs)")
     args = ap.parse_args()
     CORES[0] = args.cores
@@ -175,7 +176,8 @@ def main() -> None:
         photos = sample_photos(tmp / "photos")
         sizes = [Image.open(p).size for p in photos]
         print(f"{len(photos)} photos from packaged sample data, {min(sizes, key=lambda s: s[0] * s[1])} to "
-              f"{max(sizes, key=lambda s: s[0] * s[1])} px (w, h), {sum(w * h for w, h in sizes) / 1e6:.2f} Mpx in all; "
+              f"{max(sizes, key=lambda s: s[0] * s[1])} px (w, h), "
+              f"{sum(w * h for w, h in sizes) / 1e6:.2f} Mpx in all; "
               f"{args.cores} cores; checkpoint: {ckpt_note}; localize options: {args.extra or '(defaults)'}")
 
         ours_cli = [weakloc, "localize", str(tmp / "photos"), "--checkpoint", str(ckpt), "--out", str(tmp / "ours"),
@@ -192,19 +194,19 @@ def main() -> None:
         ours_cpu, dct_cpu = min(cpus["ours"]), min(cpus["dct"])
 
         per = {"ours": None, "dct": None}
-        for r in range(args.repeats):
+        for _ in range(args.repeats):
             for name, cmd in (("ours", [py, "-c", OURS_SCRIPT, str(tmp / "photos"), str(tmp / "ours_api"), str(ckpt),
                                         cfg_json]),
                               ("dct", [py, "-c", DCT_SCRIPT, str(tmp / "photos"), str(tmp / "dct2"), "1"])):
                 _, stdout = _wall(cmd, env)
                 times = json.loads(stdout.strip().splitlines()[-1])["per_image"]
                 per[name] = times if per[name] is None else \
-                    {k: [min(a, b) for a, b in zip(v, per[name][k])] for k, v in times.items()}
+                    {k: [min(a, b) for a, b in zip(v, per[name][k], strict=False)] for k, v in times.items()}
 
         print(f"\nper image, start-up excluded (min of {args.repeats}; ms; CPU = the process's CPU time in all "
               "its threads):")
         print(f"  {'photo':28s} {'size':>9s} {'ours':>8s} {'DCT':>8s} {'ratio':>6s} {'ours CPU':>9s} {'DCT CPU':>8s}")
-        for p, (w, h) in zip(photos, sizes):
+        for p, (w, h) in zip(photos, sizes, strict=False):
             (o, oc), (d, dc) = (np.array(per["ours"][p.name]) * 1000), (np.array(per["dct"][p.name]) * 1000)
             print(f"  {p.name:28s} {w:4d}x{h:<4d} {o:8.1f} {d:8.1f} {o / d:6.2f} {oc:9.1f} {dc:8.1f}")
         ours_sum, dct_sum = (sum(v[0] for v in per[k].values()) for k in ("ours", "dct"))

@@ -84,7 +84,7 @@ def main() -> None:
         per = {}
         rng = np.random.default_rng(0)
         for kind, level in (("jpeg", 70), ("blur", 7), ("noise", 7), ("resize", 0.5)):
-            per[f"perturb {kind}"] = best_of(lambda: [perturb_sample(r, mask, kind, level, rng) for r in rgbs],
+            per[f"perturb {kind}"] = best_of(lambda k=kind, v=level: [perturb_sample(r, mask, k, v, rng) for r in rgbs],
                                              args.repeats) / n
         segs = build_segmenters(cfg["robustness"]["segmenters"], cfg)
         fusion = cfg["fusion"]["methods"][0]
@@ -97,7 +97,8 @@ def main() -> None:
         parts = [slic(r) for r in rgbs]
         per["slic"] = best_of(lambda: [slic(r) for r in rgbs], args.repeats) / n
         coarse = [rng.random(mask.shape).astype(np.float32) for _ in rgbs]
-        per["peer rules (both)"] = best_of(lambda: [(edgecam_vote(c, p), sepl_select(c, p)) for c, p in zip(coarse, parts)],
+        per["peer rules (both)"] = best_of(lambda: [(edgecam_vote(c, p), sepl_select(c, p))
+                                                    for c, p in zip(coarse, parts, strict=False)],
                                            args.repeats) / n
         lo_hi = tuple(cfg["evaluate"]["baseline_percentiles"])
         per["baselines (all)"] = best_of(lambda: [baseline_map(b, p, lo_hi) for b in cfg["evaluate"]["baselines"]
@@ -131,7 +132,8 @@ def main() -> None:
         torch_s = masked * levels * per["robustness pipeline"]
         single = masked * (levels * per["baselines (all)"]
                            + (levels - 1) * np.mean([per[k] for k in per if k.startswith("perturb")]))
-        rows.append((f"robustness ({levels} levels x {masked} images)", torch_s, single + 3 * levels * JOB_START_S, 0.0))
+        rows.append((f"robustness ({levels} levels x {masked} images)", torch_s,
+                     single + 3 * levels * JOB_START_S, 0.0))
         rows.append(("peer rules on the test split", 0.0, test * per["peer rules (both)"] + 4 * JOB_START_S, 0.0))
     print(f"\n## Added by the protocol of {args.config} [projection from the costs above]\n")
     print(f"Wall minutes = {args.threads}-thread work + (single-threaded work + SAM CPU s) / 2 cores, at the "

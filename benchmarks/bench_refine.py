@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 from skimage.segmentation import slic  # noqa: E402
 
-from weakloc.refinement import refine_bayes  # noqa: E402
+from weakloc.refinement import RefineSettings, refine_bayes  # noqa: E402
 
 
 def main() -> None:
@@ -33,12 +33,15 @@ def main() -> None:
     p1 = slic(rgb, n_segments=100, start_label=0).astype(np.int32)
     p2 = slic(rgb, n_segments=400, start_label=0).astype(np.int32)
     blocks = rng.random((n, n)).astype(np.float32)
+    def settings(**over):  # the schema's refine section, evidence = coarse unless given
+        return RefineSettings.from_section({"evidence": "coarse", "background_quantile": 0.5, **over})
+
     variants = [
-        ("coarse, 1 segmenter, pixel", dict(partitions=[p1])),
-        ("coarse, 1 segmenter, region", dict(partitions=[p1], mode="region")),
-        ("contrast, 1 segmenter, pixel", dict(partitions=[p1], evidence="contrast")),
-        ("map, 1 segmenter, pixel", dict(partitions=[p1], evidence="map", evidence_map=blocks)),
-        ("coarse, 2 segmenters, pixel", dict(partitions=[p1, p2])),
+        ("coarse, 1 segmenter, pixel", dict(partitions=[p1], settings=settings())),
+        ("coarse, 1 segmenter, region", dict(partitions=[p1], settings=settings(mode="region"))),
+        ("contrast, 1 segmenter, pixel", dict(partitions=[p1], settings=settings(evidence="contrast"))),
+        ("map, 1 segmenter, pixel", dict(partitions=[p1], settings=settings(evidence="map"), evidence_map=blocks)),
+        ("coarse, 2 segmenters, pixel", dict(partitions=[p1, p2], settings=settings())),
     ]
     print(f"refine_bayes at {n}x{n}, one core (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}):")
     for name, kw in variants:

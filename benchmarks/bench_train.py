@@ -21,8 +21,9 @@ from PIL import Image
 from skimage import data
 
 from weakloc.config import load_config
+from weakloc.runtime import set_threads
 from weakloc.sel import signed_error_level
-from weakloc.training import set_threads, wcbnet_loss
+from weakloc.training import wcbnet_loss
 from weakloc.wcbnet import attention_parameter_share, build_wcbnet, parameter_count
 
 
@@ -81,7 +82,8 @@ def main() -> None:
     print(f"{size} px, batch {bs}, {threads} threads: training {train_rate:.1f} images/s, "
           f"inference {infer_rate:.1f} images/s")
     print(f"one epoch of {args.train_images} images: about {args.train_images / train_rate:.0f} s "
-          f"(+ validation); {tcfg['epochs']} epochs: about {tcfg['epochs'] * args.train_images / train_rate / 60:.1f} min")
+          f"(+ validation); {tcfg['epochs']} epochs: "
+          f"about {tcfg['epochs'] * args.train_images / train_rate / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -146,12 +146,16 @@ def _shift(bbox, h: int, w: int, rng: np.random.Generator, misaligned: bool):
     return None
 
 
-HISTORY = syn.SyntheticSettings(quality_range=(60, 95), double_fraction=0.3, uncompressed_fraction=0.15,
-                                host_grid_shift_fraction=0.2)
+HISTORY = syn.SyntheticSettings.from_section(dict(quality_range=(60, 95), double_fraction=0.3,
+                                                  uncompressed_fraction=0.15, host_grid_shift_fraction=0.2))
+
+
+#: the object regions of the benchmark's forgeries (object-shaped, from a SLIC partition of the donor)
+OBJECTS = ObjectSettings(scale=300.0, work_side=1024)
 
 
 def make_image(index: int, seed: int, n_forged: int, photos, area=(0.01, 0.25), copy_move_fraction=0.4,
-               objects: ObjectSettings = ObjectSettings(work_side=1024), part_cache: Path | None = None):
+               objects: ObjectSettings = OBJECTS, part_cache: Path | None = None):
     """Image ``index`` of the set: ``(bytes, suffix, mask (H, W) bool, label, recipe)``."""
     rng = np.random.default_rng(np.random.SeedSequence([GENERATOR_VERSION, int(seed), int(index)]))
     names, images = photos
@@ -227,7 +231,8 @@ def make_image(index: int, seed: int, n_forged: int, photos, area=(0.01, 0.25), 
             sigma = float(rng.uniform(0.6, 1.5))
             alpha = gaussian_filter(region.astype(np.float32), sigma)
             if (alpha >= 0.5).any():
-                image = np.clip(host * (1 - alpha[..., None]) + content * alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
+                image = np.clip(host * (1 - alpha[..., None]) + content * alpha[..., None] + 0.5,
+                                0, 255).astype(np.uint8)
                 region = alpha >= 0.5
                 parts.append(f"feather={sigma:.2f}")
         mask = region
@@ -269,7 +274,8 @@ def build_set(cache: Path, seed: int, n_forged: int, n_authentic: int) -> list[d
     (out / "masks").mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n_forged + n_authentic):
-        data, suffix, mask, label, recipe = make_image(i, seed, n_forged, photos, part_cache=cache / "unseen" / "partitions")
+        data, suffix, mask, label, recipe = make_image(i, seed, n_forged, photos,
+                                                       part_cache=cache / "unseen" / "partitions")
         sid = f"unseen{i:04d}"
         (out / "images" / f"{sid}{suffix}").write_bytes(data)
         write_mask(mask, out / "masks" / f"{sid}.png")
@@ -344,8 +350,8 @@ def run(args) -> dict:
     from weakloc.baselines import baseline_map
     from weakloc.cams import block_maps
     from weakloc.config import load_config, validate_config
-    from weakloc.fusion import fuse_with_config
     from weakloc.decision import DecisionSettings, calibrated_map
+    from weakloc.fusion import fuse_with_config
     from weakloc.refinement import refine_with_config
     from weakloc.segmenters import MAP_PROMPTED, build_segmenter
     from weakloc.wcbnet import load_checkpoint
@@ -462,7 +468,7 @@ def run(args) -> dict:
                     prob = refine_with_config(coarse, parts, calib_cfg if calibrated else config["refine"],
                                               image_prob=image_prob)
                 else:  # fused/calibrated: the decision on the fused map, grey-level units
-                    d = DecisionSettings.from_config({**config["refine"].get("decision", {}), "rule": "calibrated",
+                    d = DecisionSettings.from_section({**config["refine"]["decision"], "rule": "calibrated",
                                                       "unit": "pixel"})
                     prob = calibrated_map(coarse, None, image_prob, d)
                 secs += time.perf_counter() - t
@@ -486,7 +492,8 @@ def format_table(result: dict) -> str:
              "authentic >1 % flagged | s/image |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in result["table"].items():
         lines.append(f"| {name} | {f(r['f1'])} | {f(r['iou'])} | {f(r['auc'])} | {f(r['oracle_f1'])} | "
-                     f"{f(r['area_ratio'], digits=2)}x | {f(r['auth_flagged'], True)} | {f(r['auth_over_1pct'], True)} | "
+                     f"{f(r['area_ratio'], digits=2)}x | {f(r['auth_flagged'], True)} | "
+                     f"{f(r['auth_over_1pct'], True)} | "
                      f"{f(r['sec_per_image'], digits=2)} |")
     n = next(iter(result["table"].values()))
     lines.append(f"\n{n['n_manipulated']} forgeries + {n['n_authentic']} authentic photos (mate-backgrounds nature/, "

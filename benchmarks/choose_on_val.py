@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+
 from weakloc.cams import block_maps
 from weakloc.config import load_config
 from weakloc.fusion import fuse_with_config

@@ -162,7 +162,8 @@ def main() -> None:
     ap.add_argument("--target", nargs="+", default=["configs/public.yaml", "configs/casia2.yaml"],
                     help="config files of the projected study, on top of the first --config file "
                          "(default configs/public.yaml configs/casia2.yaml)")
-    ap.add_argument("--target-images", type=int, default=12_614, help="images of the target dataset (CASIA 2.0: 12,614)")
+    ap.add_argument("--target-images", type=int, default=12_614,
+                    help="images of the target dataset (CASIA 2.0: 12,614)")
     ap.add_argument("--target-pixels", type=float, default=900 * 600,
                     help="mean pixels per target image (default 900x600, CASIA 2.0's largest: an upper bound)")
     ap.add_argument("--nodes", type=int, nargs="+", default=[4, 16], help="node counts of the N-node projection")
@@ -201,7 +202,8 @@ def main() -> None:
     t = {"n_all": args.target_images, "n_train": args.target_images * splits["train"],
          "n_test": args.target_images * splits["test"], "pixels": args.target_pixels,
          "epochs": float(target_cfg["train"]["epochs"]), "crop": target_cfg["train"]["crop_size"]}
-    print(f"\n## Projected: {' + '.join(args.target)} ({t['n_all']} images, {t['n_train']:.0f} train, {t['n_test']:.0f} test, "
+    print(f"\n## Projected: {' + '.join(args.target)} ({t['n_all']} images, {t['n_train']:.0f} train, "
+          f"{t['n_test']:.0f} test, "
           f"{t['pixels']:.0f} px per image, {t['epochs']:.0f} epochs) [projection, not measured]\n")
     print("| rule | jobs | CPU s per job (projected) | on 2 CPU cores | on one GPU node | basis on the GPU node |")
     print("|---|---:|---:|---:|---:|---|")
@@ -257,7 +259,7 @@ def main() -> None:
                 f"measured at {measured_points}x{measured_points} points, the target uses {sam_points}x{sam_points}: "
                 "its CPU projection is a lower bound")
         print(f"\nsegment:sam on the CPU: {note}.")
-    print(f"\n**Projected wall time** (lower bounds: perfect packing of the jobs on the cores):\n")
+    print("\n**Projected wall time** (lower bounds: perfect packing of the jobs on the cores):\n")
     print(f"- 2 CPU cores (this machine): {fmt_s(total_cpu2)}")
     print(f"- one GPU node (1 H200 + 16 cores): {fmt_s(total_gpu)}")
     critical = sum(largest.get(r, 0.0) for r in ("train", "cams", "segment", "fuse", "refine", "score"))

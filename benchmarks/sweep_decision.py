@@ -97,7 +97,7 @@ def _records_from_unseen(run_dir: Path) -> list[dict]:
 
 def _score(maps, records) -> dict:
     hists, ratios, auth = [], [], []
-    for p, r in zip(maps, records):
+    for p, r in zip(maps, records, strict=False):
         q = np.rint(np.clip(p, 0, 1) * 255) / 255
         flagged = q > 0.5
         if r["label"]:
@@ -142,13 +142,14 @@ def main() -> None:
     keys = list(GRID)
     for name, maps in sources.items():
         for values in itertools.product(*(GRID[k] for k in keys)):
-            s = DecisionSettings(rule="calibrated", **dict(zip(keys, values)))
-            out = [calibrated_map(m, r["slic"], r["prob"], s) for m, r in zip(maps, records)]
-            rows.append({"source": name, "rule": " ".join(f"{k}={v}" for k, v in zip(keys, values)),
+            s = DecisionSettings.from_section({"rule": "calibrated", **dict(zip(keys, values, strict=False))})
+            out = [calibrated_map(m, r["slic"], r["prob"], s) for m, r in zip(maps, records, strict=False)]
+            rows.append({"source": name, "rule": " ".join(f"{k}={v}" for k, v in zip(keys, values, strict=False)),
                          **_score(out, records)})
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    fmt = "{source:13s} {rule:72s} F1 {f1:.3f}  IoU {iou:.3f}  area {area:5.2f}x  authentic {auth:6.2%} (>1%: {auth1:4.0%})"
+    fmt = ("{source:13s} {rule:72s} F1 {f1:.3f}  IoU {iou:.3f}  area {area:5.2f}x  "
+           "authentic {auth:6.2%} (>1%: {auth1:4.0%})")
     print("baseline rule (threshold at 0.5):")
     for r in rows[:2]:
         print("  " + fmt.format(**r))

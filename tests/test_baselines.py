@@ -13,8 +13,7 @@ from skimage import data
 
 pytest.importorskip("pyIFD")
 
-from weakloc.baselines import (BASELINES, baseline_map, is_jpeg, robust_normalise,  # noqa: E402
-                               upsample_block_map)
+from weakloc.baselines import BASELINES, baseline_map, is_jpeg, robust_normalise, upsample_block_map  # noqa: E402
 from weakloc.cli import main  # noqa: E402
 from weakloc.errors import WeaklocError  # noqa: E402
 from weakloc.io import read_prob  # noqa: E402
@@ -144,9 +143,9 @@ def test_cli_writes_one_map_per_split_image_and_resumes(tmp_path, photo, capsys)
     # resume: maps a killed run left in the work folder are kept when the fingerprint matches,
     # and the finished folder replaces the output; a rerun over a finished folder recomputes
     # nothing stale (the old output is replaced as a whole)
-    from weakloc.io import partial_dir
-
     import shutil
+
+    from weakloc.io import partial_dir
 
     capsys.readouterr()
     work = partial_dir(out)

@@ -149,7 +149,8 @@ def test_gpu_profile_requests_a_gpu_per_job_as_snakemake_evaluates_it(tmp_path):
     (proj / "sam.yaml").write_text("segmenters: {use: [slic, sam]}\n")
     out = run([BIN / "snakemake", "-n", "--profile", "workflow/profiles/slurm-gpu", "--cores", "2",
                "--configfile", "configs/smoke.yaml", "sam.yaml"], proj).stdout
-    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)\n(?:    .*\n)*?    resources: (.*)\n", out, re.M)
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)\n(?:    .*\n)*?    resources: (.*)\n",
+                      out, re.M)
     gres = {(rule, wc.split(",")[0]): re.search(r"gres=([^,]*)", res)[1] if "gres=" in res else None
             for rule, wc, res in jobs}
     assert gres[("segment", "segmenter=sam")] == "gpu:1"

@@ -65,7 +65,8 @@ def test_synthetic_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_pa
 
 
 def test_synthetic_earlier_images_do_not_depend_on_n_images():
-    s8, s20 = SyntheticSettings(n_images=8, size=64), SyntheticSettings(n_images=20, size=64)
+    s8 = SyntheticSettings.from_section(dict(n_images=8, size=64))
+    s20 = SyntheticSettings.from_section(dict(n_images=20, size=64))
     for i in range(8):
         assert generate_sample(i, 1, s8).data == generate_sample(i, 1, s20).data
 
@@ -74,7 +75,8 @@ def test_synthetic_labels_kinds_and_masks(tmp_path):
     cfg = _small_synthetic(n=40, seed=2, region_area=[0.02, 0.2], manipulated_fraction=0.5, copy_move_fraction=0.5)
     df = read_manifest(prepare_dataset(cfg, tmp_path / "syn", progress=False))
     assert len(df) == 40 and int(df["label"].sum()) == 20
-    kinds = [sample_kind(i, SyntheticSettings(**{"manipulated_fraction": 0.5, "copy_move_fraction": 0.5})) for i in range(40)]
+    half = SyntheticSettings.from_section({"manipulated_fraction": 0.5, "copy_move_fraction": 0.5})
+    kinds = [sample_kind(i, half) for i in range(40)]
     assert kinds.count("copymove") == 10 and kinds.count("splice") == 10
     for _, row in df.iterrows():
         rgb, mask = read_rgb(row["image"]), read_mask(row["mask"])
@@ -89,7 +91,7 @@ def test_synthetic_labels_kinds_and_masks(tmp_path):
 
 def test_synthetic_histories_match_between_classes():
     """Final format and double compression occur in both classes, so neither gives the label away."""
-    s = SyntheticSettings(n_images=160, size=64)
+    s = SyntheticSettings.from_section(dict(n_images=160, size=64))
     recipes = {0: [], 1: []}
     for i in range(160):
         smp = generate_sample(i, 0, s)
@@ -129,17 +131,17 @@ def test_splits_are_stratified_and_stable_under_reordering():
     fr = {"train": 0.7, "val": 0.15, "test": 0.15}
     splits = assign_splits(ids, labels, fr, seed=5)
     for label, n in ((0, 300), (1, 100)):
-        got = [s for s, lab in zip(splits, labels) if lab == label]
+        got = [s for s, lab in zip(splits, labels, strict=True) if lab == label]
         assert got.count("train") == round(0.7 * n) and got.count("val") == round(0.15 * n)
     order = list(range(400))
     random.Random(0).shuffle(order)
     shuffled = assign_splits([ids[i] for i in order], [labels[i] for i in order], fr, seed=5)
-    assert {ids[i]: s for i, s in zip(order, shuffled)} == dict(zip(ids, splits))
+    assert {ids[i]: s for i, s in zip(order, shuffled, strict=True)} == dict(zip(ids, splits, strict=True))
     other = assign_splits(ids, labels, fr, seed=6)
     assert other != splits
     # adding unrelated rows moves few existing ones
     more = assign_splits(ids + [f"new{i}" for i in range(10)], labels + [0] * 10, fr, seed=5)
-    assert sum(a != b for a, b in zip(splits, more[:400])) <= 20
+    assert sum(a != b for a, b in zip(splits, more[:400], strict=True)) <= 20
 
 
 # ----------------------------------------------------------------------------- folder + checks
@@ -306,5 +308,6 @@ def test_cli_prepare_and_download_noop(tmp_path, capsys):
     assert len(read_manifest(out / "manifest.csv")) == 6
     assert main(["data", "download", "synthetic", "--out", str(tmp_path / "raw")]) == 0
     assert "nothing to download" in capsys.readouterr().err
-    assert main(["data", "prepare", "--config-json", '{"dataset": {"name": "folder"}}', "--out", str(tmp_path / "x")]) == 2
+    args = ["data", "prepare", "--config-json", '{"dataset": {"name": "folder"}}', "--out", str(tmp_path / "x")]
+    assert main(args) == 2
     assert "dataset.folder.path" in capsys.readouterr().err

@@ -12,6 +12,11 @@ from weakloc.io import read_prob, write_prob
 from weakloc.refinement import refine_with_config
 
 
+def _calibrated(**settings):
+    """The calibrated rule's settings: the schema's defaults of refine.decision but for ``settings``."""
+    return DecisionSettings.from_section({"rule": "calibrated", **settings})
+
+
 def _grid_partition(h=40, w=40, cell=10) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     return ((yy // cell) * (w // cell) + xx // cell).astype(np.int32)
@@ -29,14 +34,14 @@ def test_region_rule_finds_the_object_even_when_the_whole_map_is_over_confident(
     rng = np.random.default_rng(0)
     m, truth = _map_with_object(rng, level_in=0.95, level_out=0.7)  # 0.5 would flag everything
     assert (m > 0.5).all()
-    out = calibrated_map(m, _grid_partition(), 0.9, DecisionSettings(rule="calibrated"))
+    out = calibrated_map(m, _grid_partition(), 0.9, _calibrated())
     assert np.array_equal(out > 0.5, truth)
 
 
 def test_pixel_rule_and_region_rule_agree_on_a_clean_map():
     rng = np.random.default_rng(1)
     m, truth = _map_with_object(rng)
-    plain_otsu = DecisionSettings(rule="calibrated", unit="pixel", fraction_b=1.0, max_fraction=0.5)
+    plain_otsu = _calibrated(unit="pixel", fraction_b=1.0, max_fraction=0.5)
     mask, info = choose_mask(m, None, plain_otsu)
     assert np.array_equal(mask, truth) and info["kept"] and abs(info["fraction"] - truth.mean()) < 1e-9
 
@@ -46,7 +51,7 @@ def test_written_map_thresholds_exactly_at_half_after_8_bit_round_trip(tmp_path)
     m = rng.random((40, 40)).astype(np.float32)
     m[5:15, 5:15] += 0.6
     m = np.clip(m, 0, 1)
-    s = DecisionSettings(rule="calibrated", min_contrast=0.0)
+    s = _calibrated(min_contrast=0.0)
     mask, _ = choose_mask(m, _grid_partition(), s)
     out = calibrated_map(m, _grid_partition(), 1.0, s)
     assert mask.any() and np.array_equal(out > 0.5, mask)
@@ -60,14 +65,14 @@ def test_written_map_thresholds_exactly_at_half_after_8_bit_round_trip(tmp_path)
 def test_flat_map_and_low_image_probability_give_an_empty_mask():
     rng = np.random.default_rng(3)
     flat = np.clip(0.6 + rng.normal(0, 0.01, (40, 40)), 0, 1).astype(np.float32)
-    assert not (calibrated_map(flat, _grid_partition(), 0.9, DecisionSettings(rule="calibrated")) > 0.5).any()
+    assert not (calibrated_map(flat, _grid_partition(), 0.9, _calibrated()) > 0.5).any()
     m, _ = _map_with_object(rng)
-    gated = calibrated_map(m, _grid_partition(), 0.2, DecisionSettings(rule="calibrated", gate=0.5))
+    gated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(gate=0.5))
     assert not (gated > 0.5).any()
-    ungated = calibrated_map(m, _grid_partition(), 0.2, DecisionSettings(rule="calibrated", gate=0.0))
+    ungated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(gate=0.0))
     assert (ungated > 0.5).any()
     with pytest.raises(WeaklocError, match="image-level probability"):
-        calibrated_map(m, _grid_partition(), None, DecisionSettings(rule="calibrated", gate=0.5))
+        calibrated_map(m, _grid_partition(), None, _calibrated(gate=0.5))
 
 
 def test_fraction_prior_prefers_the_smaller_of_two_plausible_masks():
@@ -76,11 +81,11 @@ def test_fraction_prior_prefers_the_smaller_of_two_plausible_masks():
     m[0:20, :] = 0.5
     m[0:10, 0:10] = 0.9
     part = _grid_partition()
-    flat_prior, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", fraction_b=1.0, max_fraction=0.6))
-    small_prior, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", fraction_b=30.0, max_fraction=0.6))
+    flat_prior, _ = choose_mask(m, part, _calibrated(fraction_b=1.0, max_fraction=0.6))
+    small_prior, _ = choose_mask(m, part, _calibrated(fraction_b=30.0, max_fraction=0.6))
     assert small_prior.sum() < flat_prior.sum()
     assert small_prior[0:10, 0:10].all()
-    capped, _ = choose_mask(m, part, DecisionSettings(rule="calibrated", max_fraction=0.1))
+    capped, _ = choose_mask(m, part, _calibrated(max_fraction=0.1))
     assert capped.mean() <= 0.1
 
 
@@ -92,12 +97,12 @@ def test_threshold_rule_is_the_identity_and_refine_with_config_applies_the_rule(
     cfg = validate_config({"refine": {"decision": {"rule": "calibrated"}}})["refine"]
     out = refine_with_config(m, [part], cfg, image_prob=0.9)
     plain = refine_with_config(m, [part], validate_config({})["refine"], image_prob=0.9)
-    assert np.array_equal(out > 0.5, choose_mask(plain, part, DecisionSettings.from_config(cfg["decision"]))[0])
+    assert np.array_equal(out > 0.5, choose_mask(plain, part, DecisionSettings.from_section(cfg["decision"]))[0])
     assert validate_config({})["refine"]["decision"]["rule"] == "threshold"
 
 
 def test_unknown_rule_or_unit_is_a_one_line_error():
     with pytest.raises(WeaklocError, match="refine.decision.rule"):
-        DecisionSettings.from_config({"rule": "otsu"})
+        DecisionSettings.from_section({"rule": "otsu"})
     with pytest.raises(WeaklocError, match="refine.decision.unit"):
-        DecisionSettings.from_config({"unit": "superpixel"})
+        DecisionSettings.from_section({"unit": "superpixel"})

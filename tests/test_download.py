@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from weakloc.datasets import DATASETS, download_dataset, extract_archive, fetch, prepare_dataset
-from weakloc.datasets.registry import Download
 from weakloc.config import validate_config
+from weakloc.datasets import DATASETS, download_dataset, extract_archive, fetch, prepare_dataset
+from weakloc.datasets.spec import Download
 from weakloc.errors import WeaklocError
 from weakloc.manifest import read_manifest
 
@@ -92,7 +92,8 @@ def test_download_dataset_fetches_public_masks_from_their_url(server, tmp_path, 
     mask[2:10, 3:12] = 255
     with zipfile.ZipFile(www / "gt.zip", "w") as zf:
         zf.writestr(f"CASIA 1.0 groundtruth/Sp/{stem}_gt.png", _png_bytes(mask))
-    spec = dataclasses.replace(DATASETS["casia1"], masks_download=Download(f"{base}/gt.zip", _sha(www / "gt.zip"), "gt.zip"))
+    gt = Download(f"{base}/gt.zip", _sha(www / "gt.zip"), "gt.zip")
+    spec = dataclasses.replace(DATASETS["casia1"], masks_download=gt)
     monkeypatch.setitem(DATASETS, "casia1", spec)
     raw = download_dataset("casia1", tmp_path / "data" / "raw" / "casia1", archive=images, progress=False)
     assert list(raw.rglob(f"{stem}_gt.png"))

@@ -12,8 +12,16 @@ from PIL import Image
 
 from weakloc.cli import main
 from weakloc.errors import WeaklocError
-from weakloc.figures import (_folder_label, choose_examples, f1_by_segmenter, parse_variant, qualitative_panels, seed_of,
-                             threshold_curves, training_curves)
+from weakloc.figures import (
+    _folder_label,
+    choose_examples,
+    f1_by_segmenter,
+    parse_variant,
+    qualitative_panels,
+    seed_of,
+    threshold_curves,
+    training_curves,
+)
 from weakloc.io import write_mask, write_prob
 from weakloc.manifest import read_manifest
 
@@ -75,7 +83,8 @@ def _results_tree(root: Path) -> dict:
         log = root / f"checkpoints/toy/seed{s}/train_log.csv"
         log.parent.mkdir(parents=True)
         pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.6, 0.5 - 0.01 * s], "val_loss": [0.69, 0.65, 0.6],
-                      "val_auc": [0.55, 0.62, 0.7], "lr": [2e-3] * 3, "seconds": [10.0, 10.5, 9.8]}).to_csv(log, index=False)
+                      "val_auc": [0.55, 0.62, 0.7], "lr": [2e-3] * 3,
+                      "seconds": [10.0, 10.5, 9.8]}).to_csv(log, index=False)
         logs.append(log)
     return {"manifest": prep / "manifest.csv", "cams": cams, "fused": fused, "segments": segs,
             "refined": refined, "scores": scores, "baseline": base, "logs": logs}

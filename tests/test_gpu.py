@@ -14,7 +14,8 @@ import torch
 
 from test_training import make_toy_dataset, tiny_config
 from weakloc.errors import WeaklocError
-from weakloc.training import autocast, autocast_dtype, resolve_device, train_wcbnet
+from weakloc.runtime import autocast, autocast_dtype, resolve_device
+from weakloc.training import train_wcbnet
 
 HAS_CUDA = torch.cuda.is_available()
 cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU (torch.cuda.is_available() is False here)")
@@ -54,7 +55,7 @@ def test_cpu_has_no_autocast_and_cuda_without_a_gpu_is_a_config_error():
     assert resolve_device("auto").type == ("cuda" if HAS_CUDA else "cpu")
     if not HAS_CUDA:
         with pytest.raises(WeaklocError, match="key train.device: cuda requested but no CUDA device"):
-            resolve_device("cuda")
+            resolve_device("cuda", "train.device")
 
 
 # ------------------------------------------------------------------ CUDA only

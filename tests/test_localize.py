@@ -157,7 +157,8 @@ def test_workflow_commands_cams_fuse_refine(checkpoint, tmp_path):
     for i, (h, w) in enumerate([(40, 48), (33, 57), (64, 64)]):
         grid = (np.arange(h)[:, None] // 8) * (-(-w // 8)) + np.arange(w)[None, :] // 8
         save_partition(grid.astype(np.int32), segs[0] / f"im{i}.npz")
-        save_partition((np.arange(h)[:, None] // 5 + 0 * np.arange(w)[None, :]).astype(np.int32), segs[1] / f"im{i}.npz")
+        save_partition((np.arange(h)[:, None] // 5 + 0 * np.arange(w)[None, :]).astype(np.int32),
+                       segs[1] / f"im{i}.npz")
     out = tmp_path / "refined"
     cfg = '{"refine": {"evidence": "map", "evidence_blocks": [2, 3], "gate": true}}'
     assert main(["refine", "--fused", str(tmp_path / "fused" / "attention"), "--segments", *map(str, segs),
@@ -267,10 +268,9 @@ def test_choose_threshold_maximises_youden_j_like_sklearn():
 
 def test_training_stores_the_validation_operating_point(tmp_path):
     from test_training import make_toy_dataset, tiny_config
-
     from weakloc.detection import score_images
-    from weakloc.operating_point import choose_threshold
     from weakloc.manifest import read_manifest
+    from weakloc.operating_point import choose_threshold
     from weakloc.training import train_wcbnet
     from weakloc.wcbnet import load_checkpoint
 

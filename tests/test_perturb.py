@@ -12,8 +12,16 @@ from PIL import Image
 from weakloc.errors import WeaklocError
 from weakloc.io import read_mask, read_rgb, write_mask
 from weakloc.manifest import read_manifest, write_manifest
-from weakloc.perturb import (gaussian_blur, gaussian_noise, jpeg_bytes, level_name, noise_rng, parse_level,
-                             perturb_dataset, resize_pair)
+from weakloc.perturb import (
+    gaussian_blur,
+    gaussian_noise,
+    jpeg_bytes,
+    level_name,
+    noise_rng,
+    parse_level,
+    perturb_dataset,
+    resize_pair,
+)
 
 
 def photo(h=48, w=64, seed=0):

@@ -34,7 +34,7 @@ def test_prompts_sit_on_the_peaks_highest_first_with_boxes_around_them():
 
 
 def test_a_flat_map_gives_no_prompt():
-    assert map_prompts(np.full((50, 50), 0.4, np.float32)) == []
+    assert map_prompts(np.full((50, 50), 0.4, np.float32), n_prompts=3, smooth=0.01) == []
 
 
 def test_soft_iou():

@@ -78,10 +78,12 @@ def test_cross_dataset_robustness_and_literature_tables(tmp_path):
     expected = np.mean([hmean([0.34, 0.5]), hmean([0.35, 0.52])])
     assert main_row["synthshift:combined_f1_mean"] == pytest.approx(expected)
     assert main_row["synthshift:combined_f1_std"] > 0
-    assert np.isnan(cross.loc["ELA", "synthetic:image_f1_mean"]) and cross.loc["ELA", "synthshift:f1_mean"] == pytest.approx(0.05)
+    assert (np.isnan(cross.loc["ELA", "synthetic:image_f1_mean"])
+            and cross.loc["ELA", "synthshift:f1_mean"] == pytest.approx(0.05))
     robust = pd.read_csv(out / "robustness.csv").set_index("row")
     assert list(robust.columns[:4]) == ["none_mean", "none_std", "jpeg-70_mean", "jpeg-70_std"]
-    assert robust.iloc[0]["jpeg-70_mean"] == pytest.approx(0.31) and robust.loc["ELA", "none_mean"] == pytest.approx(0.2)
+    assert (robust.iloc[0]["jpeg-70_mean"] == pytest.approx(0.31)
+            and robust.loc["ELA", "none_mean"] == pytest.approx(0.2))
     md = (out / "literature.md").read_text()
     assert md.startswith("### Quoted from the literature (not run here)") and "†" in md and "Paper 2025 (Table 1)" in md
     assert "Quoted from the literature" in (out / "README.md").read_text()
@@ -116,7 +118,6 @@ def test_shipped_literature_file_is_well_formed_and_labelled():
 
 def test_robustness_level_of_baselines(tmp_path):
     from test_perturb import make_prepared
-
     from weakloc.perturb import perturb_dataset
     from weakloc.robustness import score_level
 
@@ -133,7 +134,8 @@ def test_robustness_level_of_baselines(tmp_path):
     out = tmp_path / "lv.json"  # the command gets only the evaluate section, as the workflow passes it
     assert main(["robustness-baselines", "resize-0.5", "--manifest", str(tmp_path / "r" / "manifest.csv"),
                  "--baselines", "ela", "--out", str(out), "--config-json", '{"evaluate": {}}']) == 0
-    assert json.loads(out.read_text())["methods"]["baseline-ela"]["f1"] == pytest.approx(res["methods"]["baseline-ela"]["f1"])
+    assert json.loads(out.read_text())["methods"]["baseline-ela"]["f1"] == pytest.approx(
+        res["methods"]["baseline-ela"]["f1"])
 
 
 def test_robustness_pipeline_command_with_the_rules_sections(tmp_path):
@@ -141,7 +143,6 @@ def test_robustness_pipeline_command_with_the_rules_sections(tmp_path):
     import torch
 
     from test_perturb import make_prepared
-
     from weakloc.cli import build_parser
     from weakloc.wcbnet import build_wcbnet, save_checkpoint
 
@@ -150,7 +151,8 @@ def test_robustness_pipeline_command_with_the_rules_sections(tmp_path):
     ckpt = tmp_path / "wcbnet.pt"
     save_checkpoint(ckpt, build_wcbnet(cfg), cfg)
     manifest = make_prepared(tmp_path / "prep")
-    argv = ["robustness", "none", "--manifest", str(manifest), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o.json")]
+    argv = ["robustness", "none", "--manifest", str(manifest), "--checkpoint", str(ckpt),
+            "--out", str(tmp_path / "o.json")]
     declared = build_parser().parse_args(argv).config_sections
     assert main([*argv, "--config-json", json.dumps({k: {} for k in declared})]) == 0
     res = json.loads((tmp_path / "o.json").read_text())

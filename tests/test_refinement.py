@@ -6,7 +6,15 @@ from skimage.segmentation import felzenszwalb, slic
 
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
-from weakloc.refinement import evidence_map_from_blocks, refine_bayes, refine_with_config
+from weakloc.refinement import RefineSettings, evidence_map_from_blocks, refine_bayes, refine_with_config
+
+
+def _refine(coarse, partitions, image_prob=None, evidence_map=None, **settings):
+    """refine_bayes with the schema's refine defaults, but evidence = coarse (METHOD.md as written,
+    what the hand-computed numbers below assume) unless a call gives another."""
+    section = RefineSettings.from_section({"evidence": "coarse", **settings})
+    return refine_bayes(coarse, partitions, section, image_prob=image_prob, evidence_map=evidence_map)
+
 
 # Coarse map and two partitions of a 2x2 image.
 C = np.array([[0.8, 0.6], [0.2, 0.2]], dtype=np.float32)
@@ -19,58 +27,58 @@ COLS = np.array([[0, 1], [0, 1]], dtype=np.int32)
 
 def test_hand_computed_single_segmenter():
     expected = np.array([[6 / 7, 0.36 / 0.52], [0.07 / 0.59, 0.07 / 0.59]])
-    np.testing.assert_allclose(refine_bayes(C, [ROWS]), expected, rtol=1e-5)
+    np.testing.assert_allclose(_refine(C, [ROWS]), expected, rtol=1e-5)
 
 
 def test_two_segmenters_combine_as_independent_evidence():
     # pixel (0, 0): 4 * 1.5 * 1.0 = 6 -> 6/7; pixel (1, 1): 0.25 * (0.35/0.65) * (0.45/0.55)
     odds11 = 0.25 * (0.35 / 0.65) * (0.45 / 0.55)
-    out = refine_bayes(C, [ROWS, COLS])
+    out = _refine(C, [ROWS, COLS])
     assert out[0, 0] == pytest.approx(6 / 7, rel=1e-5)
     assert out[1, 1] == pytest.approx(odds11 / (1 + odds11), rel=1e-5)
 
 
 def test_base_rate_term():
     # pi = 0.25: odds 4 * 1.5 / (1/3) = 18 -> 18/19; with two segmenters the term counts twice.
-    assert refine_bayes(C, [ROWS], base_rate=0.25)[0, 0] == pytest.approx(18 / 19, rel=1e-5)
-    assert refine_bayes(C, [ROWS, COLS], base_rate=0.25)[0, 0] == pytest.approx(54 / 55, rel=1e-5)
+    assert _refine(C, [ROWS], base_rate=0.25)[0, 0] == pytest.approx(18 / 19, rel=1e-5)
+    assert _refine(C, [ROWS, COLS], base_rate=0.25)[0, 0] == pytest.approx(54 / 55, rel=1e-5)
 
 
 def test_beta_prior_and_evidence_weight():
     # a = b = 10: rho_0 = 11.4 / 22; lambda = 0 leaves the (clipped) coarse map.
     rho = 11.4 / 22
     odds = 4 * rho / (1 - rho)
-    assert refine_bayes(C, [ROWS], prior_a=10, prior_b=10)[0, 0] == pytest.approx(odds / (1 + odds), rel=1e-5)
-    np.testing.assert_allclose(refine_bayes(C, [ROWS], evidence_weight=0), C, rtol=1e-5)
+    assert _refine(C, [ROWS], prior_a=10, prior_b=10)[0, 0] == pytest.approx(odds / (1 + odds), rel=1e-5)
+    np.testing.assert_allclose(_refine(C, [ROWS], evidence_weight=0), C, rtol=1e-5)
     # lambda = 2 squares the evidence odds: 4 * 1.5**2 = 9 -> 0.9
-    assert refine_bayes(C, [ROWS], evidence_weight=2)[0, 0] == pytest.approx(0.9, rel=1e-5)
+    assert _refine(C, [ROWS], evidence_weight=2)[0, 0] == pytest.approx(0.9, rel=1e-5)
 
 
 def test_region_mode_gives_each_pixel_its_regions_posterior():
-    np.testing.assert_allclose(refine_bayes(C, [ROWS], mode="region"), [[0.6, 0.6], [0.35, 0.35]], rtol=1e-5)
+    np.testing.assert_allclose(_refine(C, [ROWS], mode="region"), [[0.6, 0.6], [0.35, 0.35]], rtol=1e-5)
     # Two segmenters: odds(rho_rows) * odds(rho_cols); pixel (0, 1): 1.5 * (0.45/0.55)
     odds = 1.5 * 0.45 / 0.55
-    assert refine_bayes(C, [ROWS, COLS], mode="region")[0, 1] == pytest.approx(odds / (1 + odds), rel=1e-5)
+    assert _refine(C, [ROWS, COLS], mode="region")[0, 1] == pytest.approx(odds / (1 + odds), rel=1e-5)
 
 
 def test_region_mode_snaps_the_mask_to_regions():
     rng = np.random.default_rng(0)
     part = (np.arange(64)[:, None] // 16 * 4 + np.arange(64)[None, :] // 16).astype(np.int32)
     coarse = rng.random((64, 64)).astype(np.float32)
-    out = refine_bayes(coarse, [part], mode="region")
+    out = _refine(coarse, [part], mode="region")
     for r in range(16):
         assert np.ptp(out[part == r]) == 0
 
 
 def test_gate_multiplies_by_the_image_probability():
-    base = refine_bayes(C, [ROWS])
-    np.testing.assert_allclose(refine_bayes(C, [ROWS], gate=True, image_prob=0.5), base * 0.5, rtol=1e-6)
-    np.testing.assert_allclose(refine_bayes(C, [ROWS], gate=False, image_prob=0.1), base, rtol=1e-6)
+    base = _refine(C, [ROWS])
+    np.testing.assert_allclose(_refine(C, [ROWS], gate=True, image_prob=0.5), base * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(_refine(C, [ROWS], gate=False, image_prob=0.1), base, rtol=1e-6)
 
 
 def test_clip_keeps_extreme_maps_finite():
     coarse = np.array([[0.0, 1.0], [np.nan, 0.5]], dtype=np.float32)
-    out = refine_bayes(coarse, [ROWS], clip=0.01, evidence_weight=0)
+    out = _refine(coarse, [ROWS], clip=0.01, evidence_weight=0)
     np.testing.assert_allclose(out, [[0.01, 0.99], [0.01, 0.5]], rtol=1e-5)
 
 
@@ -83,24 +91,24 @@ def test_contrast_evidence_suppresses_a_raised_background():
     # background level t = 0.6: block counts (0.9 - 0.6) / 0.4 = 0.75 each -> rho = 4 / 6;
     # background counts 0 -> rho = 1 / 14. The pixel prior is read against t (odds 1.5):
     # background pixel odds 1.5 / 1.5 * (1/13) -> 1/14; block pixel odds 9 / 1.5 * 2 = 12 -> 12/13.
-    out = refine_bayes(coarse, [part], evidence="contrast")
+    out = _refine(coarse, [part], evidence="contrast", background_quantile=0.5)
     assert out[3, 3] == pytest.approx(1 / 14, rel=1e-4)
     assert out[0, 0] == pytest.approx(12 / 13, rel=1e-4)
     # An under-confident map (background 0.05, block 0.3) is lifted the same way.
     low = np.where(part == 0, 0.3, 0.05).astype(np.float32)
-    out = refine_bayes(low, [part], evidence="contrast")
+    out = _refine(low, [part], evidence="contrast", background_quantile=0.5)
     assert out[0, 0] > 0.5 and out[3, 3] < 0.1
     # As written, the background keeps rho = 8.2 / 14 and stays above 0.5.
-    assert refine_bayes(coarse, [part], evidence="coarse")[3, 3] > 0.5
+    assert _refine(coarse, [part], evidence="coarse")[3, 3] > 0.5
 
 
 def test_map_evidence_uses_the_given_map():
     ev = np.array([[1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
     # rho_0 = 3/4, rho_1 = 1/4: pixel (1, 0): 0.25 * (1/3) -> 1/13
-    out = refine_bayes(C, [ROWS], evidence="map", evidence_map=ev)
+    out = _refine(C, [ROWS], evidence="map", evidence_map=ev)
     assert out[1, 0] == pytest.approx(1 / 13, rel=1e-5)
     with pytest.raises(WeaklocError, match="needs an evidence map"):
-        refine_bayes(C, [ROWS], evidence="map")
+        _refine(C, [ROWS], evidence="map")
     blocks = np.stack([ev, 1 - ev, ev])
     np.testing.assert_allclose(evidence_map_from_blocks(blocks, [1, 3]), ev)
     np.testing.assert_allclose(evidence_map_from_blocks(blocks, [-1]), ev)
@@ -131,7 +139,7 @@ def test_matches_a_loop_reference_with_real_superpixels():
     parts = [slic(img, n_segments=30, start_label=0).astype(np.int32),
              felzenszwalb(img, scale=50).astype(np.int32)]
     coarse = rng.random((48, 64)).astype(np.float32)
-    out = refine_bayes(coarse, parts, prior_a=2, prior_b=3, base_rate=0.3, evidence_weight=0.7)
+    out = _refine(coarse, parts, prior_a=2, prior_b=3, base_rate=0.3, evidence_weight=0.7)
     ref = _reference(coarse, parts, a=2, b=3, pi=0.3, lam=0.7)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-6)
 
@@ -146,18 +154,36 @@ def test_refine_with_config_reads_the_refine_section():
 
 def test_bad_input_raises_one_line_errors():
     with pytest.raises(WeaklocError, match="partition 0 has shape"):
-        refine_bayes(C, [np.zeros((3, 3), np.int32)])
+        _refine(C, [np.zeros((3, 3), np.int32)])
     with pytest.raises(WeaklocError, match="at least one partition"):
-        refine_bayes(C, [])
+        _refine(C, [])
     with pytest.raises(WeaklocError, match="negative region ids"):
-        refine_bayes(C, [ROWS - 1])
+        _refine(C, [ROWS - 1])
     with pytest.raises(WeaklocError, match="integer region ids"):
-        refine_bayes(C, [ROWS.astype(float)])
+        _refine(C, [ROWS.astype(float)])
     with pytest.raises(WeaklocError, match="base_rate"):
-        refine_bayes(C, [ROWS], base_rate=1.0)
+        _refine(C, [ROWS], base_rate=1.0)
     with pytest.raises(WeaklocError, match="no image-level probability"):
-        refine_bayes(C, [ROWS], gate=True)
+        _refine(C, [ROWS], gate=True)
     with pytest.raises(WeaklocError, match="unknown evidence"):
-        refine_bayes(C, [ROWS], evidence="oracle")
+        _refine(C, [ROWS], evidence="oracle")
     with pytest.raises(WeaklocError, match="unknown mode"):
-        refine_bayes(C, [ROWS], mode="blend")
+        _refine(C, [ROWS], mode="blend")
+
+
+def test_refine_settings_are_the_schema_section_and_fill_missing_keys_from_it():
+    full = validate_config({})["refine"]
+    settings = RefineSettings.from_section({"mode": "region"})
+    assert settings.mode == "region" and settings.evidence == "contrast" and settings.background_quantile == 0.75
+    assert settings.decision.rule == "threshold" and settings.decision.fraction_b == 10.0
+    without_mode = {k: v for k, v in full.items() if k != "mode"}
+    assert RefineSettings.from_section(without_mode) == RefineSettings.from_section(full)
+    with pytest.raises(WeaklocError, match="unknown key refine.evidence_source"):
+        RefineSettings.from_section({"evidence_source": "coarse"})
+    # a mapping lacking evidence gets the schema's contrast, not METHOD.md's coarse
+    coarse = np.full((4, 4), 0.6, dtype=np.float32)
+    coarse[:2, :2] = 0.9
+    part = np.where(np.arange(16).reshape(4, 4) % 4 < 2, 0, 1).astype(np.int32)
+    part[2:] += 2
+    assert refine_with_config(coarse, [part], {"mode": "pixel"})[3, 3] < 0.5
+    assert _refine(coarse, [part])[3, 3] > 0.5

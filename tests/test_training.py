@@ -93,22 +93,43 @@ def test_small_model_learns_the_toy_task_and_detect_scores_the_test_split(toy, t
 
 
 def test_masks_are_never_read(toy, tmp_path, monkeypatch):
-    import weakloc.io
+    """Image labels only: every file training opens is recorded, and no mask is among them.
 
-    # the manifest names mask files that do not exist, and reading any mask fails loudly
-    root = tmp_path / "nomasks"
+    The manifest names mask files that exist and would read fine (a silent read would go
+    unnoticed otherwise) and, for half of the images, mask files that do not exist.
+    """
+    import builtins
+
+    import PIL.Image
+
+    root = tmp_path / "spy"
+    (root / "masks").mkdir(parents=True)
     df = pd.read_csv(toy)
-    df["mask"] = [f"missing/{i}.png" for i in df["id"]]
-    root.mkdir()
     df["image"] = [str(toy.parent / p) for p in df["image"]]
+    for i, ident in enumerate(df["id"]):
+        if i % 2 == 0:
+            (root / "masks" / f"{ident}.png").write_bytes((toy.parent / "masks" / f"{ident}.png").read_bytes())
+    df["mask"] = [str(root / "masks" / f"{i}.png") for i in df["id"]]
     df.to_csv(root / "manifest.csv", index=False)
+    opened = []
+    real_open, real_image_open = builtins.open, PIL.Image.open
 
-    def forbidden(*a, **k):
-        raise AssertionError("training read a mask")
+    def spy_open(file, *a, **k):
+        opened.append(str(file))
+        return real_open(file, *a, **k)
 
-    monkeypatch.setattr(weakloc.io, "read_mask", forbidden)
+    def spy_image_open(fp, *a, **k):
+        opened.append(str(getattr(fp, "name", fp)))
+        return real_image_open(fp, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(PIL.Image, "open", spy_image_open)
     summary = train_wcbnet(root / "manifest.csv", tiny_config(epochs=1), 0, tmp_path / "w.pt", tmp_path / "l.csv")
+    monkeypatch.undo()
     assert summary["epochs_run"] == 1 and (tmp_path / "w.pt").is_file()
+    images = {str(toy.parent / "images" / f"{i}.png") for i in df["id"]}
+    assert images & set(opened), "the spy saw no image being read"
+    assert not [p for p in opened if str(root / "masks") in p], "training opened a mask file"
 
 
 def test_fixed_seed_gives_identical_weights_and_another_seed_does_not(toy, tmp_path):
@@ -138,7 +159,8 @@ def test_compact_sel_is_exact_and_one_byte_per_value_when_it_fits(tmp_path):
     from weakloc.training import compact_sel_of_file
 
     rng = np.random.default_rng(0)
-    smooth = np.asarray(Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BILINEAR))
+    smooth = np.asarray(
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BILINEAR))
     harsh = np.zeros((64, 64, 3), np.uint8)
     harsh[30, 30] = 255  # one white pixel: re-encoding at q=5 smears it, a difference of over 127
     for name, rgb, dtype in [("smooth", smooth, np.int8), ("harsh", harsh, np.int16)]:
@@ -309,7 +331,7 @@ def test_default_training_length_is_epochs_not_a_clock_and_a_budget_is_recorded(
 
 def test_threads_follow_the_rule(monkeypatch):
     """Training takes the rule's `threads` (OMP_NUM_THREADS), not every core."""
-    from weakloc.training import set_threads
+    from weakloc.runtime import set_threads
 
     before = torch.get_num_threads()
     try:

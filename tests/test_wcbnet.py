@@ -7,8 +7,17 @@ import torch
 
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
-from weakloc.wcbnet import (WCBnet, WCBnetOutput, attention_parameter_share, build_wcbnet, load_checkpoint,
-                            pool_score_map, save_checkpoint)
+from weakloc.wcbnet import (
+    ModelSettings,
+    WCBnet,
+    WCBnetOutput,
+    attention_parameter_share,
+    build_wcbnet,
+    load_checkpoint,
+    parameter_count,
+    pool_score_map,
+    save_checkpoint,
+)
 
 
 def small_config(**model):
@@ -27,7 +36,7 @@ def test_output_shapes_and_dtypes_for_any_size(h, w, stem):
         out = model(torch.randn(2, 6, h, w))
     assert isinstance(out, WCBnetOutput)
     assert out.logit.shape == (2,) and out.block_logits.shape == (2, 3) and out.block_weights.shape == (2, 3)
-    for b, (s, f, c) in enumerate(zip(out.score_maps, out.features, [4, 8, 8])):
+    for b, (s, f, c) in enumerate(zip(out.score_maps, out.features, [4, 8, 8], strict=True)):
         hb, wb = -(-h // stem), -(-w // stem)
         for _ in range(b):
             hb, wb = (hb + 1) // 2, (wb + 1) // 2
@@ -89,15 +98,30 @@ def test_pooling_definitions():
     assert pool_score_map(s, "topk", 0.1).item() == pytest.approx(sum(range(90, 100)) / 10)
     assert pool_score_map(s[..., :1, :1], "topk", 0.1).item() == 0  # k is at least 1
     with pytest.raises(WeaklocError):
-        WCBnet(3, [4], 4, pooling="median")
+        WCBnet(3, ModelSettings.from_section({"widths": [4], "token_dim": 4, "pooling": "median"}))
 
 
 def test_attention_share_is_small_and_counted():
     model = build_wcbnet(validate_config({}))
     share = attention_parameter_share(model)
     assert 0.0 < share < 0.2
-    n_attn = sum(p.numel() for p in model.attention.parameters())
-    assert share == pytest.approx(n_attn / sum(p.numel() for p in model.parameters()))
+    # the attention module counted by hand from its layers: one projection per block, the block
+    # embedding, LayerNorm, the qkv and output projections, the weight head
+    cfg = validate_config({})["model"]
+    widths, t = cfg["widths"], cfg["token_dim"]
+    n_attn = sum(c * t + t for c in widths) + len(widths) * t + 2 * t + (3 * t * t + 3 * t) + (t * t + t) + (t + 1)
+    assert share == pytest.approx(n_attn / parameter_count(model))
+
+
+def test_a_model_section_lacking_keys_gets_the_schema_defaults():
+    # an old checkpoint's model section without stem_stride / score_context: the schema's 4 and true
+    model = build_wcbnet({"sel": {"qualities": [90]}, "model": {"widths": [4, 8], "token_dim": 8}})
+    assert model.stem_stride == 4 and model.score_context is True and model.input_norm is False
+    assert model.pooling == "topk" and model.topk_fraction == 0.1 and len(model.blocks[0].body) == 2 * 3
+    with pytest.raises(WeaklocError, match="unknown key model.stride"):
+        build_wcbnet({"sel": {"qualities": [90]}, "model": {"stride": 4}})
+    with pytest.raises(WeaklocError, match="key model.backbone"):
+        build_wcbnet({"sel": {"qualities": [90]}, "model": {"backbone": "resnet"}})
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -23,7 +23,8 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_A
 def run(args, cwd, check=True):
     proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
@@ -72,7 +73,8 @@ def leaves(node):
 @pytest.mark.slow
 def test_smoke_study_builds_every_table_and_figure(smoke):
     tables = smoke / "results/synthetic/tables"
-    for name in ["localization", "detection", "ablation_fusion_segmenter", "ablation_prior", "ablation_sel", "baselines"]:
+    for name in ["localization", "detection", "ablation_fusion_segmenter", "ablation_prior", "ablation_sel",
+                 "baselines"]:
         for ext in ("csv", "md", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext} missing or empty"
         frame = pd.read_csv(tables / f"{name}.csv")
@@ -100,7 +102,8 @@ def test_smoke_study_builds_the_protocol_tables_and_figure(smoke):
         for ext in ("csv", "md", "tex"):
             assert (protocol / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext} missing or empty"
     cross = pd.read_csv(protocol / "cross_dataset.csv").set_index("row")
-    assert {"synthetic:f1_mean", "synthshift:f1_mean", "synthshift:combined_f1_mean", "synthshift:auc_mean"} <= set(cross.columns)
+    assert {"synthetic:f1_mean", "synthshift:f1_mean", "synthshift:combined_f1_mean",
+            "synthshift:auc_mean"} <= set(cross.columns)
     assert {"EdgeCAM-style", "SEPL-style", "ELA", "BLK"} <= set(cross.index)
     values = cross[[c for c in cross.columns if c.endswith("_mean") and "image_f1" not in c]].loc[["EdgeCAM-style"]]
     assert values.notna().all(axis=None) and ((values >= 0) & (values <= 1)).all(axis=None)

@@ -1,7 +1,7 @@
 """Classic forensic baselines: ELA, NOI1, BLK and DCT maps, computed with pyIFD.
 
 These are the hand-crafted splicing detectors of the Zampoglou et al. (2017) toolbox, in the
-Python port ``pyIFD`` (PyPI, Apache-2.0; install with ``pip install weakloc[baselines]``).
+Python port ``pyIFD`` (PyPI, Apache-2.0; a dependency of weakloc).
 They are not part of the method the study reproduces: they run on the same test images so
 the tables can say how the weakly-supervised maps compare with detectors that need no
 training at all.
@@ -54,9 +54,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -76,7 +76,8 @@ def _pyifd(module: str):
         return __import__(f"pyIFD.{module}", fromlist=[module])
     except ImportError as exc:
         raise WeaklocError(
-            f"the baselines need the pyIFD package ({exc}); install it with: pip install 'weakloc[baselines]'"
+            f"the baselines need the pyIFD package ({exc}); install weakloc's dependencies "
+            "(make install, or pip install -r requirements.lock)"
         ) from None
 
 

@@ -37,19 +37,40 @@ tiles' core features are stitched first and the heads run once on them with the 
 image's means, so those maps match a whole-image pass too (tested); the stitched features
 take ``4 * sum_b C_b / (s * 2**b)**2`` bytes per pixel (15 for the default model: 180 MB for
 a 12-megapixel image). Otherwise memory scales with ``max_side**2``, not with the image.
+
+The step ``weakloc cams`` is :func:`write_block_maps`; the ``blocks.csv`` format it writes and
+the readers the later steps use (:func:`read_blocks_csv`, :func:`read_block_maps`) are at the
+end of the module.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
-import torch.nn.functional as F
+from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
+from weakloc.io import (
+    atomic_path,
+    file_sha256,
+    inside,
+    orient_array,
+    read_prob,
+    read_rgb_stored,
+    resumable_dir,
+    write_prob,
+)
+from weakloc.layout import block_variant
+from weakloc.manifest import content_hash, read_manifest
 from weakloc.sel import signed_error_level
+from weakloc.shards import Shard, shard_items
 from weakloc.wcbnet import pool_score_map
 
 CAM_METHODS = ("score", "gradcam")
@@ -151,6 +172,136 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def _checked_sel(meta: dict, rgb: np.ndarray, method: str, sel: np.ndarray | None) -> np.ndarray:
+    """The image's SEL ``(C, H, W) float32`` (computed unless given), after checking the arguments."""
+    if method not in CAM_METHODS:
+        raise WeaklocError(f"cams: unknown method {method!r} (choose from {', '.join(CAM_METHODS)}; key cams.method)")
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise WeaklocError(f"cams: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    sel_cfg = meta["config"]["sel"]
+    if sel is None:
+        return signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
+    if sel.shape[1:] != rgb.shape[:2]:
+        raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
+    return sel
+
+
+def _tile_layout(model, H: int, W: int, max_side: int | None) -> tuple[list, list]:
+    """The tiles of an ``H x W`` image along y and along x (:func:`_tiles`; one each when it fits)."""
+    strides, _ = block_strides(model)
+    top = strides[-1]
+    align = top * 8 // math.gcd(top, 8)
+    margin = -(-max(TILE_MARGIN, receptive_radius(model) + 2 * top) // align) * align
+    tile = max(H, W) if max_side is None else int(max_side)
+    return _tiles(H, tile, align, margin), _tiles(W, tile, align, margin)
+
+
+def _run_tile(model, x: torch.Tensor, method: str) -> tuple[object, list[torch.Tensor]]:
+    """One tile ``x`` ``(1, C, h, w)`` through the model: its output and each block's raw cells.
+
+    The cells of block b are ``(1, 1, ceil(h / s_b), ceil(w / s_b)) float32``: score logits
+    (``score``) or the non-normalised Grad-CAM (``gradcam``).
+    """
+    if method == "score":
+        with torch.no_grad():
+            out = model(x)
+        return out, [s.float() for s in out.score_maps]
+    with torch.enable_grad():
+        out = model(x)
+        grads = torch.autograd.grad(out.logit.sum(), out.features)
+    tile_cells = []
+    for f, g in zip(out.features, grads, strict=True):
+        alpha = g.float().mean(dim=(2, 3), keepdim=True)
+        tile_cells.append(torch.relu((alpha * f.detach().float()).sum(dim=1, keepdim=True)))
+    return out, tile_cells
+
+
+@dataclass
+class _Stitched:
+    """The whole image's per-block values, assembled from the tiles' cores.
+
+    Attributes:
+        cells: per block b ``(1, 1, ceil(H / s_b), ceil(W / s_b))`` raw cells.
+        feats: per block b ``(1, C_b, ceil(H / s_b), ceil(W / s_b))`` features, kept only when
+            the score heads run after stitching (``score_context``); else None.
+        feat_sums: per block b ``(C_b,)`` sums of the core features over the cells so far.
+    """
+
+    cells: list[torch.Tensor]
+    feats: list[torch.Tensor] | None
+    feat_sums: list[torch.Tensor] | None = None
+
+    @classmethod
+    def empty(cls, model, H: int, W: int, strides: list[int], keep_features: bool) -> _Stitched:
+        cells = [torch.zeros(1, 1, -(-H // st), -(-W // st)) for st in strides]
+        feats = [torch.zeros(1, c, -(-H // st), -(-W // st)) for c, st in zip(model.widths, strides, strict=True)] \
+            if keep_features else None
+        return cls(cells, feats)
+
+    def add_tile(self, out, tile_cells: list[torch.Tensor], strides: list[int], origin: tuple[int, int],
+                 core: tuple[int, int, int, int]) -> None:
+        """Copy the core ``(cy0, cy1, cx0, cx1)`` of a tile starting at ``origin`` ``(y0, x0)``."""
+        y0, x0 = origin
+        cy0, cy1, cx0, cx1 = core
+        sums = []
+        for b in range(len(strides)):
+            s = strides[b]
+            gy0, gy1, gx0, gx1 = cy0 // s, -(-cy1 // s), cx0 // s, -(-cx1 // s)
+            ly0, lx0 = gy0 - y0 // s, gx0 - x0 // s
+            src = tile_cells[b][..., ly0:ly0 + gy1 - gy0, lx0:lx0 + gx1 - gx0]
+            self.cells[b][..., gy0:gy1, gx0:gx1] = src.detach().cpu()
+            f = out.features[b].detach()[..., ly0:ly0 + gy1 - gy0, lx0:lx0 + gx1 - gx0].float()
+            sums.append(f[0].sum(dim=(1, 2)).cpu())
+            if self.feats is not None:
+                self.feats[b][..., gy0:gy1, gx0:gx1] = f.cpu()
+        self.feat_sums = sums if self.feat_sums is None else [a + c for a, c in zip(self.feat_sums, sums, strict=True)]
+
+
+def _tiled_outputs(model, meta: dict, rgb: np.ndarray, method: str, max_side: int | None, sel: np.ndarray,
+                   st: _Stitched, device: torch.device) -> tuple[float, np.ndarray, np.ndarray, list[torch.Tensor]]:
+    """Whole-image ``prob``, ``weights`` ``(B,)``, ``block_probs`` ``(B,)`` and final cells of a tiled pass.
+
+    The statistics come from the stitched tiles (module docstring); with ``score_context`` the
+    score heads run here on the stitched features, which gives the final cells.
+    """
+    cells = st.cells
+    with torch.no_grad():
+        means = [(fs / (c.shape[-2] * c.shape[-1])).view(1, -1, 1, 1).to(device)
+                 for fs, c in zip(st.feat_sums, cells, strict=True)]
+        if st.feats is not None:
+            cells = [model.score_map(b, f.to(device), m).cpu()
+                     for b, (f, m) in enumerate(zip(st.feats, means, strict=True))]
+        weights_t = model.attention(means).float()[0].cpu()
+        if method == "score":
+            block_logits = torch.stack([pool_score_map(c, model.pooling, model.topk_fraction)[0] for c in cells])
+            block_probs = torch.sigmoid(block_logits).numpy()
+            prob = float(torch.sigmoid((weights_t * block_logits).sum()))
+        else:
+            # Grad-CAM cells are not logits; pool a score-method pass for the probability.
+            bm = block_maps(model, meta, rgb, "score", max_side, sel=sel)
+            prob, block_probs = bm.prob, bm.block_probs
+        weights = weights_t.numpy()
+    return prob, weights, block_probs, cells
+
+
+def _maps_from_cells(cells: list[torch.Tensor], method: str, strides: list[int], offset: float,
+                     size: tuple[int, int]) -> np.ndarray:
+    """``(B, H, W) float32`` maps in ``[0, 1]``: sigmoid (``score``) or per-block peak-normalised
+    (``gradcam``) cells, upsampled to ``size`` ``(H, W)``."""
+    H, W = size
+    maps = np.empty((len(cells), H, W), dtype=np.float32)
+    for b in range(len(cells)):
+        c = cells[b]
+        if method == "score":
+            c = torch.sigmoid(c)
+        else:
+            peak = float(c.max())
+            c = c / peak if peak > 0 else c
+        maps[b] = upsample_cells(c, strides[b], (H, W), offset)[0, 0].clamp_(0.0, 1.0).numpy()
+    return maps
+
+
 def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_side: int | None = 2048,
                sel: np.ndarray | None = None) -> BlockMaps:
     """Per-block activation maps of one image.
@@ -169,93 +320,123 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
     Returns:
         :class:`BlockMaps` with ``maps`` ``(B, H, W) float32`` in ``[0, 1]``.
     """
-    if method not in CAM_METHODS:
-        raise WeaklocError(f"cams: unknown method {method!r} (choose from {', '.join(CAM_METHODS)}; key cams.method)")
+    sel = _checked_sel(meta, rgb, method, sel)
     rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise WeaklocError(f"cams: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-    sel_cfg = meta["config"]["sel"]
-    if sel is None:
-        sel = signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
-    elif sel.shape[1:] != rgb.shape[:2]:
-        raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
     H, W = sel.shape[1:]
-    B = model.n_blocks
     strides, offset = block_strides(model)
-    top = strides[-1]
-    align = top * 8 // math.gcd(top, 8)
-    margin = -(-max(TILE_MARGIN, receptive_radius(model) + 2 * top) // align) * align
-    tile = max(H, W) if max_side is None else int(max_side)
-    ys = _tiles(H, tile, align, margin)
-    xs = _tiles(W, tile, align, margin)
+    ys, xs = _tile_layout(model, H, W, max_side)
     device = _model_device(model)
     x_full = torch.from_numpy(sel)
-
-    cells = [torch.zeros(1, 1, -(-H // st), -(-W // st)) for st in strides]
-    feat_sums: list[torch.Tensor] | None = None
     tiled = not (len(ys) == 1 and len(xs) == 1)
     # A score_context head compares each cell with the whole image's mean features, which only
     # exist once every tile has run: keep the stitched features and apply the heads at the end.
     late_heads = tiled and method == "score" and bool(getattr(model, "score_context", False))
-    feats = [torch.zeros(1, c, -(-H // st), -(-W // st)) for c, st in zip(model.widths, strides)] if late_heads else None
+    st = _Stitched.empty(model, H, W, strides, late_heads)
     for (y0, y1, cy0, cy1) in ys:
         for (x0, x1, cx0, cx1) in xs:
-            x = x_full[None, :, y0:y1, x0:x1].to(device)
-            if method == "score":
-                with torch.no_grad():
-                    out = model(x)
-                tile_cells = [s.float() for s in out.score_maps]
-            else:
-                with torch.enable_grad():
-                    out = model(x)
-                    grads = torch.autograd.grad(out.logit.sum(), out.features)
-                tile_cells = []
-                for f, g in zip(out.features, grads):
-                    alpha = g.float().mean(dim=(2, 3), keepdim=True)
-                    tile_cells.append(torch.relu((alpha * f.detach().float()).sum(dim=1, keepdim=True)))
-            sums = []
-            for b in range(B):
-                s = strides[b]
-                gy0, gy1, gx0, gx1 = cy0 // s, -(-cy1 // s), cx0 // s, -(-cx1 // s)
-                ly0, lx0 = gy0 - y0 // s, gx0 - x0 // s
-                src = tile_cells[b][..., ly0:ly0 + gy1 - gy0, lx0:lx0 + gx1 - gx0]
-                cells[b][..., gy0:gy1, gx0:gx1] = src.detach().cpu()
-                f = out.features[b].detach()[..., ly0:ly0 + gy1 - gy0, lx0:lx0 + gx1 - gx0].float()
-                sums.append(f[0].sum(dim=(1, 2)).cpu())
-                if feats is not None:
-                    feats[b][..., gy0:gy1, gx0:gx1] = f.cpu()
-            feat_sums = sums if feat_sums is None else [a + c for a, c in zip(feat_sums, sums)]
+            out, tile_cells = _run_tile(model, x_full[None, :, y0:y1, x0:x1].to(device), method)
+            st.add_tile(out, tile_cells, strides, (y0, x0), (cy0, cy1, cx0, cx1))
             if not tiled:
                 prob = float(torch.sigmoid(out.logit.detach().float())[0])
                 weights = out.block_weights.detach().float()[0].cpu().numpy()
                 block_probs = torch.sigmoid(out.block_logits.detach().float())[0].cpu().numpy()
-
+    cells = st.cells
     if tiled:
-        # Whole-image statistics from the stitched tiles (see the module docstring).
-        with torch.no_grad():
-            means = [(fs / (c.shape[-2] * c.shape[-1])).view(1, -1, 1, 1).to(device)
-                     for fs, c in zip(feat_sums, cells)]
-            if feats is not None:
-                cells = [model.score_map(b, f.to(device), m).cpu() for b, (f, m) in enumerate(zip(feats, means))]
-            weights_t = model.attention(means).float()[0].cpu()
-            if method == "score":
-                block_logits = torch.stack([pool_score_map(c, model.pooling, model.topk_fraction)[0] for c in cells])
-                block_probs = torch.sigmoid(block_logits).numpy()
-                prob = float(torch.sigmoid((weights_t * block_logits).sum()))
-            else:
-                # Grad-CAM cells are not logits; pool a score-method pass for the probability.
-                bm = block_maps(model, meta, rgb, "score", max_side, sel=sel)
-                prob, block_probs = bm.prob, bm.block_probs
-            weights = weights_t.numpy()
-
-    maps = np.empty((B, H, W), dtype=np.float32)
-    for b in range(B):
-        c = cells[b]
-        if method == "score":
-            c = torch.sigmoid(c)
-        else:
-            peak = float(c.max())
-            c = c / peak if peak > 0 else c
-        maps[b] = upsample_cells(c, strides[b], (H, W), offset)[0, 0].clamp_(0.0, 1.0).numpy()
+        prob, weights, block_probs, cells = _tiled_outputs(model, meta, rgb, method, max_side, sel, st, device)
+    maps = _maps_from_cells(cells, method, strides, offset, (H, W))
     return BlockMaps(prob=prob, maps=maps, weights=np.asarray(weights, dtype=np.float32),
                      block_probs=np.asarray(block_probs, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- the step's folder
+# ``weakloc cams`` writes ``DIR/block{b}/{id}.png`` (b = 1..B, 8-bit maps, :func:`weakloc.io.write_prob`)
+# and ``DIR/blocks.csv`` with one row per image in manifest order: ``id,label,score,w1..wB``
+# (score: the image probability, w_b: the block weights, both rounded to 6 decimals).
+
+BLOCKS_CSV = "blocks.csv"
+
+
+def blocks_csv_columns(n_blocks: int) -> list[str]:
+    """The columns of ``blocks.csv`` for a model of ``n_blocks`` blocks: ``id,label,score,w1..wB``."""
+    return ["id", "label", "score"] + [f"w{b + 1}" for b in range(n_blocks)]
+
+
+def read_blocks_csv(cams_dir: str | Path) -> pd.DataFrame:
+    """``cams_dir/blocks.csv`` as a DataFrame (ids as strings), checked for ``id``, ``score`` and ``w1..wB``."""
+    path = Path(cams_dir) / BLOCKS_CSV
+    try:
+        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+    except FileNotFoundError:
+        raise WeaklocError(f"{path}: not found (run `weakloc cams` first)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise WeaklocError(f"{path}: not a readable CSV ({exc})") from None
+    wcols = [c for c in df.columns if c.startswith("w") and c[1:].isdigit()]
+    if "id" not in df.columns or "score" not in df.columns or not wcols:
+        raise WeaklocError(f"{path}: needs columns id, score and w1..wB, has {', '.join(df.columns)}")
+    return df
+
+
+def weight_columns(df: pd.DataFrame) -> list[str]:
+    """The block-weight columns of a ``blocks.csv`` table in block order: ``["w1", ..., "wB"]``."""
+    return sorted((c for c in df.columns if c.startswith("w") and c[1:].isdigit()), key=lambda c: int(c[1:]))
+
+
+def read_block_maps(cams_dir: str | Path, image_id: str, n_blocks: int) -> np.ndarray:
+    """The stored maps ``block1..blockB/{image_id}.png`` of a cams folder as ``(B, H, W) float32`` in ``[0, 1]``."""
+    cams_dir = Path(cams_dir)
+    return np.stack([read_prob(cams_dir / block_variant(b) / f"{image_id}.png") for b in range(1, n_blocks + 1)])
+
+
+def _write_image_maps(model, meta: dict, row, work: Path, cams_cfg: dict) -> dict:
+    """Write one image's ``block{b}/{id}.png`` under ``work``; its ``blocks.csv`` row as a dict."""
+    # the detector reads the pixels as stored (a JPEG's own grid); the maps are turned to
+    # the displayed orientation, the one masks are drawn on (docs/localization.md)
+    stored, orientation = read_rgb_stored(row.image)
+    bm = block_maps(model, meta, stored, cams_cfg["method"], cams_cfg["max_side"])
+    B = model.n_blocks
+    for b in range(B):
+        write_prob(orient_array(bm.maps[b], orientation), inside(work / block_variant(b + 1), f"{row.id}.png"))
+    return {"id": row.id, "label": int(row.label), "score": round(bm.prob, 6),
+            **{f"w{b + 1}": round(float(bm.weights[b]), 6) for b in range(B)}}
+
+
+def write_block_maps(manifest: str | Path, split: str, checkpoint: str | Path, out_dir: str | Path, config: dict,
+                     shard: Shard | None = None) -> int:
+    """The cams step: every image of a manifest's split (or of its ``shard``) into ``out_dir``.
+
+    Writes ``out_dir/block{b}/{id}.png`` and ``out_dir/blocks.csv`` (format above) with the
+    settings of ``config["cams"]`` (``method``, ``max_side``). Resumable: the files go to a
+    work folder keyed by the settings, data and checkpoint (:func:`weakloc.io.resumable_dir`);
+    a finished image leaves ``.rows/{id}.json``, so a killed run keeps the images it had
+    finished, and ``out_dir`` appears complete at the end. Returns the number of images.
+    """
+    from weakloc.runtime import resolve_device
+    from weakloc.wcbnet import load_checkpoint
+
+    cams_cfg = config["cams"]
+    df = read_manifest(manifest, split=split)
+    if df.empty:
+        raise WeaklocError(f"{manifest}: no images in split {split!r}")
+    df = shard_items(df, shard)
+    model, meta = load_checkpoint(checkpoint, map_location=resolve_device("auto"))
+    fingerprint = {"step": "cams", "cams": cams_cfg, "split": split, "data": content_hash(df),
+                   "checkpoint": file_sha256(checkpoint)}
+    with resumable_dir(out_dir, fingerprint) as work:
+        rows_dir = work / ".rows"  # one JSON row per finished image; blocks.csv is built from them
+        done = sum(inside(rows_dir, f"{r}.json").is_file() for r in df["id"])
+        if done:
+            print(f"cams: resuming, {done} of {len(df)} images already done", file=sys.stderr)
+        for row in tqdm(df.itertuples(index=False), total=len(df), desc="cams", unit="img", file=sys.stderr):
+            row_file = inside(rows_dir, f"{row.id}.json")
+            if row_file.is_file():
+                continue
+            record = _write_image_maps(model, meta, row, work, cams_cfg)
+            with atomic_path(row_file) as tmp:  # last: its presence means the image is complete
+                tmp.write_text(json.dumps(record), encoding="utf-8")
+        rows = [json.loads(inside(rows_dir, f"{r}.json").read_text(encoding="utf-8")) for r in df["id"]]
+        with atomic_path(work / BLOCKS_CSV) as tmp:
+            pd.DataFrame(rows, columns=blocks_csv_columns(model.n_blocks)).to_csv(tmp, index=False)
+        for f in rows_dir.iterdir():
+            f.unlink()
+        rows_dir.rmdir()
+    return len(df)

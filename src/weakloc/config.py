@@ -4,15 +4,24 @@ The schema (``weakloc/schemas/config.schema.yaml``, linked from ``workflow/schem
 every key a type, a default and a description, and forbids unknown keys, so a misspelled key
 fails at once with its dotted name. The Snakefile and every ``weakloc`` command go through
 :func:`validate_config`, so both see the same defaults.
+
+The schema is the only place defaults are written. Code reads a section through a typed
+:class:`Section` (``ModelSettings``, ``RefineSettings``, ``DecisionSettings``,
+``SyntheticSettings``: dataclasses without defaults of their own) or as the validated mapping;
+a partial mapping (an old checkpoint's section) is completed by :func:`section_defaults`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import json
+import typing
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import yaml
@@ -74,7 +83,7 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"{source}: key dataset.splits: train + val + test must be 1, got {total:g}")
     ids = [config["dataset"]["name"]]
-    for i, entry in enumerate(config.get("cross_dataset", {}).get("datasets", [])):
+    for i, entry in enumerate(config["cross_dataset"]["datasets"]):
         s = entry["dataset"]["splits"]
         total = s["train"] + s["val"] + s["test"]
         if abs(total - 1.0) > 1e-6:
@@ -110,6 +119,72 @@ def load_config(path: str | Path | None = None, json_text: str | None = None) ->
             raise ConfigError(f"--config-json: not valid JSON ({exc})") from None
         source = source if path is not None else "--config-json"
     return validate_config(config, source)
+
+
+@functools.cache
+def _section_defaults(path: str) -> dict:
+    schema = load_schema()
+    for part in path.split("."):
+        try:
+            schema = schema["properties"][part]
+        except KeyError:
+            raise ConfigError(f"the schema has no section {path}") from None
+    if schema.get("type") != "object":
+        raise ConfigError(f"the schema's {path} is not a section (type {schema.get('type')})")
+    filled: dict = {}
+    _Validator(schema).validate(filled)
+    return filled
+
+
+def section_defaults(path: str) -> dict:
+    """The schema's defaults of the section at dotted ``path`` (``"model"``, ``"refine.decision"``),
+    nested sections filled: what :func:`validate_config` writes there for an empty config (a fresh copy)."""
+    return copy.deepcopy(_section_defaults(path))
+
+
+class Section:
+    """Base of the typed config sections: a frozen dataclass whose fields are the keys of the
+    schema section :attr:`SECTION` (dotted path), with no defaults of its own.
+
+    Build one with :meth:`from_config` (a validated config) or :meth:`from_section` (one
+    section's mapping). A field annotated with another :class:`Section` holds that nested section.
+    """
+
+    SECTION: ClassVar[str]
+
+    @classmethod
+    def from_section(cls, section: Mapping | None = None):
+        """The typed section from its mapping: a validated config's section as it is; keys it lacks
+        (a partial dict, e.g. an old checkpoint's) take the schema's defaults; an unknown key is a
+        :class:`ConfigError` naming it."""
+        given = dict(section or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown key {cls.SECTION}.{unknown[0]} (allowed here: {', '.join(sorted(names))})")
+        if len(given) < len(names):
+            defaults = _section_defaults(cls.SECTION)
+            given.update({k: copy.deepcopy(defaults[k]) for k in names if k not in given})
+        for name, nested in _nested_sections(cls).items():
+            if not isinstance(given[name], nested):
+                given[name] = nested.from_section(given[name])
+        return cls(**given)
+
+    @classmethod
+    def from_config(cls, config: Mapping):
+        """The typed section :attr:`SECTION` of a validated config."""
+        section = config
+        for part in cls.SECTION.split("."):
+            section = section[part]
+        return cls.from_section(section)
+
+
+@functools.cache
+def _nested_sections(cls: type) -> dict[str, type]:
+    """The fields of a :class:`Section` subclass that hold a nested section: name -> its class."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
+            if isinstance(hints[f.name], type) and issubclass(hints[f.name], Section)}
 
 
 def sections(config: dict, *names: str) -> str:

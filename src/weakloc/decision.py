@@ -27,10 +27,12 @@ ranking of ``P`` is kept and the 8-bit file (``value / 255``) still thresholds e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from weakloc.config import Section
 from weakloc.errors import WeaklocError
 
 DECISION_RULES = ("threshold", "calibrated")
@@ -40,26 +42,25 @@ INSIDE, OUTSIDE = 0.51, 0.49
 
 
 @dataclass(frozen=True)
-class DecisionSettings:
-    """The ``refine.decision`` config section (see the schema for each key)."""
+class DecisionSettings(Section):
+    """The ``refine.decision`` config section (see the schema for each key; build it with
+    ``from_section``, which fills the keys a mapping lacks with the schema's defaults)."""
 
-    rule: str = "threshold"
-    unit: str = "region"
-    fraction_a: float = 1.0
-    fraction_b: float = 10.0
-    max_fraction: float = 0.3
-    min_contrast: float = 0.1
-    gate: float = 0.3
+    SECTION = "refine.decision"
 
-    @classmethod
-    def from_config(cls, section: dict | None) -> "DecisionSettings":
-        kwargs = {k: v for k, v in (section or {}).items() if k in cls.__dataclass_fields__}
-        s = cls(**kwargs)
-        if s.rule not in DECISION_RULES:
-            raise WeaklocError(f"key refine.decision.rule: unknown {s.rule!r} (choose {', '.join(DECISION_RULES)})")
-        if s.unit not in UNITS:
-            raise WeaklocError(f"key refine.decision.unit: unknown {s.unit!r} (choose {', '.join(UNITS)})")
-        return s
+    rule: str
+    unit: str
+    fraction_a: float
+    fraction_b: float
+    max_fraction: float
+    min_contrast: float
+    gate: float
+
+    def __post_init__(self) -> None:
+        if self.rule not in DECISION_RULES:
+            raise WeaklocError(f"key refine.decision.rule: unknown {self.rule!r} (choose {', '.join(DECISION_RULES)})")
+        if self.unit not in UNITS:
+            raise WeaklocError(f"key refine.decision.unit: unknown {self.unit!r} (choose {', '.join(UNITS)})")
 
 
 def _units(prob: np.ndarray, partition: np.ndarray | None, unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,9 +137,13 @@ def calibrated_map(prob: np.ndarray, partition: np.ndarray | None, image_prob: f
     return np.where(mask, np.float32(INSIDE) + np.float32(1 - INSIDE) * p, np.float32(OUTSIDE) * p).astype(np.float32)
 
 
-def apply_decision(prob: np.ndarray, partitions, image_prob: float | None, section: dict | None) -> np.ndarray:
-    """``prob`` unchanged under ``rule = threshold``, else :func:`calibrated_map` with the first partition."""
-    settings = DecisionSettings.from_config(section)
+def apply_decision(prob: np.ndarray, partitions, image_prob: float | None,
+                   section: DecisionSettings | Mapping | None) -> np.ndarray:
+    """``prob`` unchanged under ``rule = threshold``, else :func:`calibrated_map` with the first partition.
+
+    ``section``: the ``refine.decision`` settings, or a mapping of them (missing keys: the schema's defaults).
+    """
+    settings = section if isinstance(section, DecisionSettings) else DecisionSettings.from_section(section)
     if settings.rule == "threshold":
         return prob
     part = partitions[0] if (settings.unit == "region" and partitions) else None

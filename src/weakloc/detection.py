@@ -21,8 +21,8 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb, write_text_atomic
 from weakloc.manifest import read_manifest
 from weakloc.metrics import image_metrics
+from weakloc.runtime import autocast_dtype, image_logits, resolve_device, size_batches
 from weakloc.sel import signed_error_level
-from weakloc.training import autocast_dtype, image_logits, resolve_device, size_batches
 from weakloc.wcbnet import WCBnet, load_checkpoint
 
 
@@ -55,7 +55,7 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
         ``(N,) float64`` in [0, 1], in the order of ``paths``.
     """
     sel_cfg = meta["config"]["sel"]
-    dev = resolve_device(device)
+    dev = resolve_device(device, "train.device")
     amp = autocast_dtype(dev)
     model = model.to(dev).to(memory_format=torch.channels_last).eval()
     paths = [Path(p) for p in paths]

@@ -18,15 +18,15 @@ Inputs are the workflow's outputs (docs/architecture.md):
   ``epoch, train_loss, val_loss, val_auc, lr, seconds``.
 
 A variant's name is its score file's stem: ``fused-{fusion}``, ``refined-{fusion}-{segset}``,
-``baseline-{name}``; a run's seed is the ``seed{s}`` folder in its path.
+``baseline-{name}`` (the grammar: :mod:`weakloc.layout`); a run's seed is the ``seed{s}`` folder
+in its path.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from matplotlib.ticker import MaxNLocator
 
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_mask, read_prob, read_rgb
+from weakloc.layout import is_sel_folder, parse_baseline_variant, parse_block_folder, parse_seed_folder
+from weakloc.layout import parse_variant as parse_score_variant
 from weakloc.manifest import read_manifest
 
 #: Colour map of every probability map (0 = authentic, 1 = manipulated).
@@ -58,26 +60,25 @@ def _save(fig: Figure, out: str | Path) -> Path:
 def seed_of(path: str | Path) -> int | None:
     """The seed of a run from the ``seed{s}`` folder in ``path`` (None when there is none)."""
     for part in reversed(Path(path).parts):
-        m = re.fullmatch(r"seed(\d+)", part)
-        if m:
-            return int(m.group(1))
+        seed = parse_seed_folder(part)
+        if seed is not None:
+            return seed
     return None
 
 
 def parse_variant(stem: str) -> tuple[str, str, str]:
     """``(family, fusion, segset)`` of a score file's stem.
 
-    The stems are those of :func:`weakloc.tables.parse_variant` plus the baselines':
+    The stems are those of :func:`weakloc.layout.parse_variant` plus the baselines':
     ``fused-attention`` -> ``("fused", "attention", "none")``;
     ``refined-mean-slic`` -> ``("refined", "mean", "slic")``;
     ``refined-mean-slic-prior10`` -> ``("prior", "mean", "slic")``;
     ``block2`` -> ``("block", "", "block2")``; ``sel-75-90-fused-mean`` -> ``("sel", "mean", "none")``;
     ``baseline-ela`` -> ``("baseline", "", "ela")``; anything else -> ``("other", "", stem)``.
     """
-    from weakloc.tables import parse_variant as parse_score_variant
-
-    if stem.startswith("baseline-") and len(stem) > len("baseline-"):
-        return "baseline", "", stem[len("baseline-"):]
+    baseline = parse_baseline_variant(stem)
+    if baseline is not None:
+        return "baseline", "", baseline
     parsed = parse_score_variant(stem)
     if parsed is None:
         return "other", "", stem
@@ -141,10 +142,10 @@ def choose_examples(manifest: pd.DataFrame, n: int, seed: int) -> list[str]:
 
 
 def _block_dirs(cams_dir: Path) -> list[Path]:
-    blocks = [p for p in cams_dir.glob("block*") if p.is_dir() and re.fullmatch(r"block\d+", p.name)]
+    blocks = [p for p in cams_dir.glob("block*") if p.is_dir() and parse_block_folder(p.name) is not None]
     if not blocks:
         raise WeaklocError(f"{cams_dir}: no block<b>/ folders of activation maps")
-    return sorted(blocks, key=lambda p: int(p.name[5:]))
+    return sorted(blocks, key=lambda p: parse_block_folder(p.name))
 
 
 def _folder_label(folder: str | Path, step: str, keep: int | None = None) -> str:
@@ -301,8 +302,9 @@ def threshold_curves(score_files: Sequence[str | Path], out: str | Path, fixed: 
 
     One line per variant (mean over seeds, band = one standard deviation across seeds when
     there are several); fused, refined and baseline variants get solid, dashed and dotted
-    lines (other families their own dash patterns). The fixed threshold ``fixed`` is marked; the highest point of a line is that
-    variant's oracle (best-threshold) F1. Returns the plotted long table.
+    lines (other families their own dash patterns). The fixed threshold ``fixed`` is marked;
+    the highest point of a line is that variant's oracle (best-threshold) F1. Returns the
+    plotted long table.
     """
     import seaborn as sns
 
@@ -311,7 +313,8 @@ def threshold_curves(score_files: Sequence[str | Path], out: str | Path, fixed: 
     dashes = {"block": (2, 1), "fused": "", "refined": (4, 2), "prior": (4, 1, 1, 1), "sel": (6, 2),
               "baseline": (1, 1.5), "other": (6, 2, 1, 2)}
     families = [f for f in dashes if f in set(table["family"])]
-    palette = dict(zip(variants, sns.color_palette("tab20" if len(variants) > 10 else "tab10", len(variants))))
+    colours = sns.color_palette("tab20" if len(variants) > 10 else "tab10", len(variants))
+    palette = dict(zip(variants, colours, strict=True))
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = fig.subplots()
     sns.lineplot(data=table, x="threshold", y="f1", hue="variant", hue_order=variants, palette=palette,
@@ -332,25 +335,15 @@ def threshold_curves(score_files: Sequence[str | Path], out: str | Path, fixed: 
 # ----------------------------------------------------------------------------- 4. training curves
 
 def _run_label(path: Path) -> str:
-    tags = [p for p in path.parts[:-1] if re.fullmatch(r"seed\d+", p) or p.startswith("sel-")]
+    tags = [p for p in path.parts[:-1] if parse_seed_folder(p) is not None or is_sel_folder(p)]
     return " ".join(tags) if tags else path.parent.name or path.stem
 
 
 def read_train_log(path: str | Path) -> pd.DataFrame:
     """A ``train_log.csv`` with the columns :data:`TRAIN_LOG_COLUMNS`; errors name the file."""
-    path = Path(path)
-    try:
-        log = pd.read_csv(path)
-    except FileNotFoundError:
-        raise WeaklocError(f"{path}: training log not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise WeaklocError(f"{path}: unreadable training log ({exc})") from None
-    missing = [c for c in TRAIN_LOG_COLUMNS if c not in log.columns]
-    if missing:
-        raise WeaklocError(f"{path}: training log lacks column(s) {', '.join(missing)}")
-    if log.empty:
-        raise WeaklocError(f"{path}: training log has no epochs")
-    return log
+    from weakloc.tables import read_csv_file
+
+    return read_csv_file(path, TRAIN_LOG_COLUMNS, "training log", empty="has no epochs")
 
 
 def training_curves(logs: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
@@ -370,7 +363,7 @@ def training_curves(logs: Sequence[str | Path], out: str | Path) -> pd.DataFrame
         frames.append(log)
     table = pd.concat(frames, ignore_index=True)
     runs = list(dict.fromkeys(table["run"]))
-    palette = dict(zip(runs, sns.color_palette("tab10", len(runs))))
+    palette = dict(zip(runs, sns.color_palette("tab10", len(runs)), strict=True))
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax_loss, ax_auc = fig.subplots(1, 2)
     long = table.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="split",
@@ -399,25 +392,27 @@ def robustness_curves(level_files: Sequence[str | Path], out: str | Path) -> pd.
     the unperturbed level ``none`` is drawn as each method's dashed reference line. Returns the
     plotted long table (``kind, value, method, f1``).
     """
+    from weakloc.perturb import PERTURBATIONS
     from weakloc.protocol import read_level_files
 
     recs = []
     for lv in read_level_files(level_files):
         for method, summary in lv["methods"].items():
-            label = "ours (weakloc localize)" if method == "pipeline" else method.replace("baseline-", "").upper()
+            baseline = parse_baseline_variant(method)
+            label = "ours (weakloc localize)" if method == "pipeline" else (baseline or method).upper()
             recs.append({"kind": lv["kind"], "value": lv["value"], "method": label, "f1": summary.get("f1")})
     table = pd.DataFrame(recs, columns=["kind", "value", "method", "f1"])
-    kinds = [k for k in ("jpeg", "blur", "noise", "resize") if k in set(table["kind"])]
+    kinds = [k for k in PERTURBATIONS if k in set(table["kind"])]
     if not kinds:
         raise WeaklocError("robustness figure: no perturbed level among the files")
     xlabels = {"jpeg": "JPEG quality", "blur": "Gaussian kernel size", "noise": "noise variance (0-255 scale)",
                "resize": "resize factor"}
     methods = list(dict.fromkeys(table["method"]))
-    colours = dict(zip(methods, [f"C{i}" for i in range(len(methods))]))
+    colours = dict(zip(methods, [f"C{i}" for i in range(len(methods))], strict=True))
     fig = Figure(figsize=(2.6 * len(kinds) + 1.6, 3.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     clean = table[table["kind"] == "none"].groupby("method")["f1"].mean()
-    for ax, kind in zip(axes, kinds):
+    for ax, kind in zip(axes, kinds, strict=True):
         sub = table[table["kind"] == kind].groupby(["method", "value"], as_index=False)["f1"].mean()
         for m in methods:
             line = sub[sub["method"] == m].sort_values("value")

@@ -13,16 +13,23 @@ its rule; the four methods here are this project's reconstruction [ours]:
   cropped to the image size and clipped to ``[0, 1]``.
 
 Every method maps ``(B, H, W) float in [0, 1]`` to ``(H, W) float32 in [0, 1]``.
+:func:`fuse_folder` is the step ``weakloc fuse``: a cams folder in, a folder of fused maps out.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pywt
+from tqdm import tqdm
 
+from weakloc.config import section_defaults
 from weakloc.errors import WeaklocError
+from weakloc.io import inside, write_prob
+from weakloc.shards import Shard, shard_items
 
 FUSION_METHODS = ("attention", "mean", "max", "wavelet")
 
@@ -74,7 +81,7 @@ def _wavelet(maps: np.ndarray, wavelet: str, level: int) -> np.ndarray:
 
 
 def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | None = None,
-         wavelet: str = "haar", level: int = 2) -> np.ndarray:
+         wavelet: str | None = None, level: int | None = None) -> np.ndarray:
     """Fuse block maps into one coarse map.
 
     Args:
@@ -82,7 +89,8 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
         method: one of :data:`FUSION_METHODS`.
         weights: ``(B,)`` non-negative block weights (needed by ``attention``; normalised to sum 1).
         wavelet, level: PyWavelets wavelet name and decomposition level of ``wavelet`` fusion
-            (the level is lowered when the map is too small for it).
+            (the level is lowered when the map is too small for it); None: the schema's
+            ``fusion.wavelet`` default.
 
     Returns:
         ``(H, W) float32`` in ``[0, 1]``.
@@ -95,7 +103,9 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
     elif method == "max":
         out = maps.max(axis=0)
     elif method == "wavelet":
-        out = _wavelet(maps, wavelet, int(level))
+        defaults = section_defaults("fusion.wavelet")
+        out = _wavelet(maps, defaults["name"] if wavelet is None else wavelet,
+                       int(defaults["level"] if level is None else level))
     else:
         raise WeaklocError(f"fusion: unknown method {method!r} (choose from {', '.join(FUSION_METHODS)})")
     return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -104,5 +114,29 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
 def fuse_with_config(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | None,
                      config: dict) -> np.ndarray:
     """:func:`fuse` with the wavelet settings of a validated configuration's ``fusion`` section."""
-    wcfg = config.get("fusion", {}).get("wavelet", {})
-    return fuse(maps, method, weights=weights, wavelet=wcfg.get("name", "haar"), level=wcfg.get("level", 2))
+    wcfg = {**section_defaults("fusion.wavelet"), **config.get("fusion", {}).get("wavelet", {})}
+    return fuse(maps, method, weights=weights, wavelet=wcfg["name"], level=wcfg["level"])
+
+
+def fuse_folder(cams_dir: str | Path, method: str, out_dir: str | Path, config: dict,
+                shard: Shard | None = None) -> int:
+    """The fuse step: ``out_dir/{id}.png`` for every row of ``cams_dir/blocks.csv`` (or of its ``shard``).
+
+    Reads each image's block maps ``cams_dir/block{b}/{id}.png`` (``(B, H, W)``) and block
+    weights ``w1..wB`` (:mod:`weakloc.cams`), fuses them with ``method`` and the wavelet
+    settings of ``config["fusion"]`` (:func:`fuse_with_config`) and writes the ``(H, W)`` map
+    as an 8-bit PNG. Returns the number of maps written.
+    """
+    from weakloc.cams import read_block_maps, read_blocks_csv, weight_columns
+
+    if method not in FUSION_METHODS:
+        raise WeaklocError(f"unknown fusion method {method!r} (choose from {', '.join(FUSION_METHODS)})")
+    cams_dir, out = Path(cams_dir), Path(out_dir)
+    df = shard_items(read_blocks_csv(cams_dir), shard)
+    wcols = weight_columns(df)
+    out.mkdir(parents=True, exist_ok=True)
+    for row in tqdm(df.to_dict("records"), desc=f"fuse {method}", unit="img", file=sys.stderr):
+        maps = read_block_maps(cams_dir, row["id"], len(wcols))
+        weights = np.array([row[c] for c in wcols], dtype=np.float64)
+        write_prob(fuse_with_config(maps, method, weights, config), inside(out, f"{row['id']}.png"))
+    return len(df)

@@ -41,17 +41,28 @@ import io as _io
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from weakloc.errors import WeaklocError
-from weakloc.io import (atomic_path, exif_orientation, inside, list_images, orient_array, quantize_prob, read_rgb_stored, to_rgb,
-                        write_mask, write_prob, write_text_atomic)
+from weakloc.io import (
+    atomic_path,
+    exif_orientation,
+    inside,
+    list_images,
+    orient_array,
+    quantize_prob,
+    read_rgb_stored,
+    to_rgb,
+    write_mask,
+    write_prob,
+    write_text_atomic,
+)
 
 OVERLAY_OPACITY = 0.6
 OVERLAY_QUALITY = 90
@@ -169,7 +180,7 @@ def fill_prompted(rgb: np.ndarray, segmenters: Sequence[Callable], partitions: l
     """``partitions`` with the entries of map-prompted segmenters (None) computed from ``coarse``."""
     if partitions is None:
         return None
-    return [seg(rgb, coarse) if p is None else p for seg, p in zip(segmenters, partitions)]
+    return [seg(rgb, coarse) if p is None else p for seg, p in zip(segmenters, partitions, strict=True)]
 
 
 def detector_maps(stored: np.ndarray, orientation: int, model, meta: dict, config: dict, fusion: str,
@@ -281,6 +292,7 @@ class Localizer:
         from weakloc.config import validate_config
         from weakloc.fusion import FUSION_METHODS
         from weakloc.operating_point import operating_point
+        from weakloc.runtime import resolve_device
         from weakloc.wcbnet import load_checkpoint
 
         self.config = validate_config(copy.deepcopy(config) if config else {})
@@ -290,11 +302,7 @@ class Localizer:
         self.segmenter_names = ["slic"] if segmenters is None else list(segmenters)
         if threads:
             torch.set_num_threads(int(threads))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device == "cuda" and not torch.cuda.is_available():
-            raise WeaklocError("Localizer: device cuda requested but no CUDA device is available")
-        self.device = device
+        self.device = str(resolve_device(device))  # "cpu" | "cuda"
         self.checkpoint = Path(checkpoint)
         self.model, self.meta = load_checkpoint(self.checkpoint, map_location=self.device)
         self.threshold, self.threshold_source = operating_point(self.meta)
@@ -352,7 +360,9 @@ class Localizer:
         future = self._worker().submit(self._segment, prep.shown) if self.segmenters else None
         return self._finish(prep, future), prep.shown
 
-    def localize_many(self, images: Iterable) -> Iterator[tuple[object, Localization | WeaklocError, np.ndarray | None]]:
+    def localize_many(
+        self, images: Iterable
+    ) -> Iterator[tuple[object, Localization | WeaklocError, np.ndarray | None]]:
         """``(image, result or the WeaklocError reading it raised, image as displayed or None)``
         for each of ``images``, in order; the next image is read and segmented in a worker
         thread while the detector runs on the current one (at most two images in memory)."""
@@ -428,7 +438,7 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = LocalizeResult()
-    done = zip(localizer.localize_many(paths), _unique_ids(paths))
+    done = zip(localizer.localize_many(paths), _unique_ids(paths), strict=True)
     pending: list = []  # the files are encoded in a writer thread (at most two images queued)
     written = 0
     try:

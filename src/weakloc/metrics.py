@@ -35,8 +35,8 @@ Edge-case conventions (tested against scikit-learn in ``tests/test_metrics.py``)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class ScoreHistogram:
     neg: np.ndarray
 
     @classmethod
-    def from_maps(cls, pred: np.ndarray, gt: np.ndarray) -> "ScoreHistogram":
+    def from_maps(cls, pred: np.ndarray, gt: np.ndarray) -> ScoreHistogram:
         """Build from a prediction ``(H, W)`` float in [0, 1] and a mask ``(H, W)`` bool.
 
         Raises :class:`WeaklocError` if the shapes differ or a value is outside [0, 1] (or NaN).
@@ -114,7 +114,7 @@ class ScoreHistogram:
         return cls(values, pos, total - pos)
 
     @classmethod
-    def pooled(cls, histograms: Iterable["ScoreHistogram"]) -> "ScoreHistogram":
+    def pooled(cls, histograms: Iterable[ScoreHistogram]) -> ScoreHistogram:
         """Merge histograms: the histogram of all their pixels together (dataset level)."""
         hists = list(histograms)
         if not hists:

@@ -24,9 +24,14 @@ reads the map. With no region kept the map is ``0.5 * C`` and the mask is empty.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
+from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
+from weakloc.io import write_prob
 
 PEER_RULES = ("edgecam", "sepl")
 #: Row labels of the localization table.
@@ -152,3 +157,24 @@ def peer_segmenter(rule: str, settings: dict, segmenters: list[str]) -> str:
         return chosen
     own = {"edgecam": "slic", "sepl": "sam"}[rule]
     return own if own in segmenters else segmenters[0]
+
+
+def peer_refine_folder(rule: str, fused_dir: str | Path, segment_dir: str | Path, cams_dir: str | Path,
+                       out_dir: str | Path, config: dict) -> int:
+    """The peer-refine step: ``out_dir/{id}.png`` for every image id of ``cams_dir/blocks.csv``.
+
+    Per image: the fused map ``fused_dir/{id}.png`` ``(H, W)`` and the partition
+    ``segment_dir/{id}.npz`` ``(H, W)`` (:func:`weakloc.refinement.read_coarse_and_partitions`),
+    through ``rule`` with its settings ``config["peer_rules"][rule]``, written as an 8-bit PNG.
+    Returns the number of maps written.
+    """
+    from weakloc.cams import read_blocks_csv
+    from weakloc.refinement import read_coarse_and_partitions
+
+    fused_dir, seg_dir, out = Path(fused_dir), Path(segment_dir), Path(out_dir)
+    df = read_blocks_csv(cams_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for image_id in tqdm(df["id"], desc=f"peer {rule}", unit="img", file=sys.stderr):
+        coarse, (part,) = read_coarse_and_partitions(fused_dir, [seg_dir], image_id)
+        write_prob(apply_peer_rule(rule, coarse, part, config["peer_rules"][rule]), out / f"{image_id}.png")
+    return len(df)

@@ -24,18 +24,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from weakloc.errors import WeaklocError
 from weakloc.io import write_text_atomic
+from weakloc.layout import fused_variant, parse_baseline_variant, peer_variant, refined_variant
 from weakloc.metrics import combined_f1
 from weakloc.peer_rules import PEER_LABELS, PEER_RULES
-from weakloc.tables import SEGMENTER_LABELS, Cell, StudyResults, Table, read_results, write_table
+from weakloc.perturb import PERTURBATIONS
+from weakloc.tables import SEGMENTER_LABELS, Cell, StudyResults, Table, read_literature, read_results, write_table
 
 CROSS_METRICS = [("f1", "pixel F1"), ("image_f1", "image F1"), ("combined_f1", "combined F1"), ("auc", "pixel AUC")]
 LITERATURE_COLUMNS = ["method", "supervision", "train_set", "test_set", "metric", "threshold", "value", "source",
                       "where_in_source", "checked"]
-LEVEL_ORDER = ("none", "jpeg", "blur", "noise", "resize")
+LEVEL_ORDER = ("none", *PERTURBATIONS)
 LEVEL_LABELS = {"none": "none", "jpeg": "JPEG q", "blur": "blur k", "noise": "noise var", "resize": "resize x"}
 
 
@@ -49,9 +49,9 @@ def protocol_variants(config: dict) -> list[tuple[str, str]]:
     """``(score variant, row label)`` of the WCBnet rows of the protocol tables."""
     fusion = config["fusion"]["methods"][0]
     seg = main_segset(config)
-    return [(f"fused-{fusion}", f"Fused ({fusion})"),
-            (f"refined-{fusion}-{seg}", f"Fused ({fusion}) + {SEGMENTER_LABELS.get(seg, seg)} (default pipeline)"),
-            *((f"peer-{fusion}-{r}", PEER_LABELS[r]) for r in PEER_RULES)]
+    return [(fused_variant(fusion), f"Fused ({fusion})"),
+            (refined_variant(fusion, seg), f"Fused ({fusion}) + {SEGMENTER_LABELS.get(seg, seg)} (default pipeline)"),
+            *((peer_variant(fusion, r), PEER_LABELS[r]) for r in PEER_RULES)]
 
 
 def _per_seed(res: StudyResults, variant: str, key: str) -> dict[int, float | None]:
@@ -137,28 +137,21 @@ def robustness_table(levels: list[dict], config: dict) -> Table:
     fusion = config["fusion"]["methods"][0]
     segs = " + ".join(SEGMENTER_LABELS.get(s, s) for s in config["robustness"]["segmenters"])
     for m in methods:
-        label = f"Fused ({fusion}) + {segs} (weakloc localize)" if m == "pipeline" else m.replace("baseline-", "").upper()
+        label = (f"Fused ({fusion}) + {segs} (weakloc localize)" if m == "pipeline"
+                 else (parse_baseline_variant(m) or m).upper())
         t.rows.append((label, {name: Cell.of(v["methods"][m]) for name, v in by_level.items() if m in v["methods"]}))
     n = {lv.get("n_images") for lv in levels}
     t.notes.append(f"Pixel F1 at map > {config['evaluate']['threshold']:g}, per image then averaged, on the "
-                   f"{'/'.join(str(x) for x in sorted(n))} manipulated test images with a mask; JPEG = re-compressed at "
-                   "quality q, blur = Gaussian kernel k x k, noise = Gaussian of variance var (0-255 scale), resize = "
-                   "scaled by x with the mask resized alike (IMDL-BenCo's protocol; docs/evaluation.md).")
+                   f"{'/'.join(str(x) for x in sorted(n))} manipulated test images with a mask; JPEG = re-compressed "
+                   "at quality q, blur = Gaussian kernel k x k, noise = Gaussian of variance var (0-255 scale), "
+                   "resize = scaled by x with the mask resized alike (IMDL-BenCo's protocol; docs/evaluation.md).")
     return t
 
 
 def quoted_table(path: str | Path) -> Table:
     """Published numbers from a CSV with :data:`LITERATURE_COLUMNS`; rows = methods, columns = test sets."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise WeaklocError(f"{path}: literature file not found") from None
-    missing = [c for c in LITERATURE_COLUMNS if c not in df.columns]
-    if missing:
-        raise WeaklocError(f"{path}: lacks column(s) {', '.join(missing)}")
-    if df.empty:
-        raise WeaklocError(f"{path}: no rows")
+    df = read_literature(path, LITERATURE_COLUMNS)
     tests = list(dict.fromkeys(df["test_set"]))
     t = Table("literature", "Quoted from the literature (not run here)", [(s, s) for s in tests])
     unchecked = False

@@ -49,14 +49,43 @@ Python loop over pixels or regions.
 
 from __future__ import annotations
 
-from typing import Sequence
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from weakloc.config import Section
+from weakloc.decision import DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
+from weakloc.io import inside, read_prob, write_prob
+from weakloc.segmenters.partition import load_partition
+from weakloc.shards import Shard, shard_items
 
 EVIDENCE_SOURCES = ("coarse", "contrast", "map")
 MODES = ("pixel", "region")
+
+
+@dataclass(frozen=True)
+class RefineSettings(Section):
+    """The ``refine`` config section (see the schema for each key; :func:`refine_bayes` reads all
+    but ``evidence_blocks`` and ``decision``, which :func:`refine_with_config` applies)."""
+
+    SECTION = "refine"
+
+    prior_a: float
+    prior_b: float
+    base_rate: float
+    evidence_weight: float
+    mode: str
+    gate: bool
+    clip: float
+    evidence: str
+    background_quantile: float
+    evidence_blocks: list[int]
+    decision: DecisionSettings
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -72,8 +101,7 @@ def _scalar_logit(p: float) -> float:
     return float(np.log(p) - np.log1p(-p))
 
 
-def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: float = 1.0,
-                    prior_b: float = 1.0) -> np.ndarray:
+def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: float, prior_b: float) -> np.ndarray:
     """``logit rho_R`` of every region: the Beta-posterior manipulation log-odds.
 
     Args:
@@ -95,8 +123,7 @@ def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: floa
     return np.log((prior_a + s) / (prior_b + np.maximum(n - s, 0.0))).astype(np.float32)
 
 
-def region_rates(counts_map: np.ndarray, partition: np.ndarray, prior_a: float = 1.0,
-                 prior_b: float = 1.0) -> np.ndarray:
+def region_rates(counts_map: np.ndarray, partition: np.ndarray, prior_a: float, prior_b: float) -> np.ndarray:
     """``rho_{R(x)}`` broadcast to the pixels: ``(H, W) float32`` strictly inside ``(0, 1)``."""
     part = np.asarray(partition).astype(np.intp, copy=False)
     return _sigmoid(region_log_odds(counts_map, part, prior_a, prior_b))[part]
@@ -111,8 +138,8 @@ def _check_partition(part: np.ndarray, shape: tuple[int, int], k: int) -> np.nda
     return part.astype(np.intp, copy=False)
 
 
-def evidence_counts(coarse: np.ndarray, evidence: str = "coarse", evidence_map: np.ndarray | None = None,
-                    background_quantile: float = 0.5, return_level: bool = False):
+def evidence_counts(coarse: np.ndarray, evidence: str, evidence_map: np.ndarray | None,
+                    background_quantile: float, return_level: bool = False):
     """Each pixel's soft count of "manipulated" that feeds the region sums, ``(H, W) float32 in [0, 1]``.
 
     See the module docstring for the three ``evidence`` sources. With ``return_level`` the
@@ -146,16 +173,15 @@ def _evidence_counts(coarse, evidence, evidence_map, background_quantile):
     raise WeaklocError(f"refinement: unknown evidence {evidence!r} (choose from {', '.join(EVIDENCE_SOURCES)})")
 
 
-def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], prior_a: float = 1.0,
-                 prior_b: float = 1.0, base_rate: float = 0.5, evidence_weight: float = 1.0,
-                 mode: str = "pixel", image_prob: float | None = None, gate: bool = False,
-                 clip: float = 1e-3, evidence: str = "coarse", evidence_map: np.ndarray | None = None,
-                 background_quantile: float = 0.5) -> np.ndarray:
+def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings: RefineSettings,
+                 image_prob: float | None = None, evidence_map: np.ndarray | None = None) -> np.ndarray:
     """Refine a coarse map with the regions of one or more segmenters.
 
     Args:
         coarse: ``(H, W)`` float coarse map ``C`` in ``[0, 1]`` (the fused CAM).
         partitions: ``K >= 1`` partitions, each ``(H, W)`` integer region ids ``>= 0``.
+        settings: the ``refine`` section (:class:`RefineSettings`); the keys it uses:
+
         prior_a, prior_b: Beta prior of a region's manipulation probability (``> 0``).
         base_rate: ``pi`` in ``(0, 1)``; 0.5 drops the base-rate term.
         evidence_weight: ``lambda >= 0``.
@@ -172,6 +198,8 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], prior_a: 
     Returns:
         ``(H, W) float32`` posterior ``P`` in ``[0, 1]``; the binary mask is ``P > 0.5``.
     """
+    prior_a, prior_b, base_rate, clip = settings.prior_a, settings.prior_b, settings.base_rate, settings.clip
+    evidence_weight, mode, gate, evidence = settings.evidence_weight, settings.mode, settings.gate, settings.evidence
     coarse = np.asarray(coarse, dtype=np.float32)
     if coarse.ndim != 2:
         raise WeaklocError(f"refinement: the coarse map must be (H, W), got shape {coarse.shape}")
@@ -195,7 +223,7 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], prior_a: 
 
     # fmax/fmin (unlike clip) also map NaN to the low end: an undefined pixel counts as clean.
     c = np.fmin(np.fmax(coarse, np.float32(clip)), np.float32(1.0 - clip))
-    counts, level = evidence_counts(c, evidence, evidence_map, background_quantile, return_level=True)
+    counts, level = evidence_counts(c, evidence, evidence_map, settings.background_quantile, return_level=True)
     lam = np.float32(evidence_weight)
     z = np.zeros(shape, dtype=np.float32)
     for part in parts:
@@ -238,26 +266,62 @@ def evidence_map_from_blocks(block_maps: np.ndarray, blocks: Sequence[int]) -> n
     return np.mean(np.stack([block_maps[i] for i in idx]), axis=0, dtype=np.float32)
 
 
-def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], refine_cfg: dict,
+def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], refine_cfg: RefineSettings | Mapping,
                        image_prob: float | None = None, block_maps: np.ndarray | None = None) -> np.ndarray:
-    """:func:`refine_bayes` with the settings of a validated configuration's ``refine`` section.
+    """:func:`refine_bayes` with the settings of a configuration's ``refine`` section.
 
-    ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``. The decision
-    rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last.
+    ``refine_cfg``: :class:`RefineSettings` or the section's mapping (a key it lacks takes the
+    schema's default). ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``.
+    The decision rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last.
     """
-    from weakloc.decision import apply_decision
-
-    evidence = refine_cfg.get("evidence", "coarse")
+    settings = refine_cfg if isinstance(refine_cfg, RefineSettings) else RefineSettings.from_section(refine_cfg)
     evidence_map = None
-    if evidence == "map":
+    if settings.evidence == "map":
         if block_maps is None:
             raise WeaklocError("key refine.evidence: 'map' needs the block maps (give the cams folder)")
-        evidence_map = evidence_map_from_blocks(block_maps, refine_cfg.get("evidence_blocks", [-1]))
-    post = refine_bayes(
-        coarse, partitions,
-        prior_a=refine_cfg["prior_a"], prior_b=refine_cfg["prior_b"], base_rate=refine_cfg["base_rate"],
-        evidence_weight=refine_cfg["evidence_weight"], mode=refine_cfg["mode"], image_prob=image_prob,
-        gate=refine_cfg["gate"], clip=refine_cfg["clip"], evidence=evidence, evidence_map=evidence_map,
-        background_quantile=refine_cfg.get("background_quantile", 0.5),
-    )
-    return apply_decision(post, partitions, image_prob, refine_cfg.get("decision"))
+        evidence_map = evidence_map_from_blocks(block_maps, settings.evidence_blocks)
+    post = refine_bayes(coarse, partitions, settings, image_prob=image_prob, evidence_map=evidence_map)
+    return apply_decision(post, partitions, image_prob, settings.decision)
+
+
+# --------------------------------------------------------------------------- the step's folders
+
+def read_coarse_and_partitions(fused_dir: Path, segment_dirs: Sequence[Path],
+                               image_id: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One image's fused map ``fused_dir/{id}.png`` ``(H, W) float32`` and its cached partitions
+    ``{segment_dir}/{id}.npz`` (each ``(H, W) int32``), checked to have the fused map's size."""
+    coarse = read_prob(fused_dir / f"{image_id}.png")
+    partitions = [load_partition(d / f"{image_id}.npz") for d in segment_dirs]
+    for d, p in zip(segment_dirs, partitions, strict=True):
+        if p.shape != coarse.shape:
+            raise WeaklocError(f"{d / (image_id + '.npz')}: partition {p.shape} does not match "
+                               f"the fused map {coarse.shape}")
+    return coarse, partitions
+
+
+def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cams_dir: str | Path,
+                  out_dir: str | Path, config: dict, shard: Shard | None = None) -> int:
+    """The refine step: ``out_dir/{id}.png`` for every row of ``cams_dir/blocks.csv`` (or of its ``shard``).
+
+    Per image: the fused map ``fused_dir/{id}.png``, one partition per folder of
+    ``segment_dirs`` (combined as independent evidence), the image probability (``score``
+    of ``blocks.csv``, for the gate) and, with ``refine.evidence = map``, the block maps
+    ``cams_dir/block{b}/{id}.png`` (:mod:`weakloc.cams`), refined with ``config["refine"]``
+    (:func:`refine_with_config`) and written as an 8-bit PNG. Returns the number of maps written.
+    """
+    from weakloc.cams import read_block_maps, read_blocks_csv, weight_columns
+
+    fused_dir, cams_dir, out = Path(fused_dir), Path(cams_dir), Path(out_dir)
+    seg_dirs = [Path(d) for d in segment_dirs]
+    df = shard_items(read_blocks_csv(cams_dir), shard)
+    wcols = weight_columns(df)
+    needs_blocks = config["refine"].get("evidence") == "map"
+    out.mkdir(parents=True, exist_ok=True)
+    for row in tqdm(df.to_dict("records"), desc="refine", unit="img", file=sys.stderr):
+        image_id = row["id"]
+        coarse, partitions = read_coarse_and_partitions(fused_dir, seg_dirs, image_id)
+        blocks = read_block_maps(cams_dir, image_id, len(wcols)) if needs_blocks else None
+        refined = refine_with_config(coarse, partitions, config["refine"], image_prob=float(row["score"]),
+                                     block_maps=blocks)
+        write_prob(refined, inside(out, f"{image_id}.png"))
+    return len(df)

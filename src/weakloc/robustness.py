@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
 from weakloc.io import read_mask, read_rgb, write_text_atomic
+from weakloc.layout import baseline_variant
 from weakloc.manifest import read_manifest
 from weakloc.metrics import ScoreHistogram, summarize_localization
 from weakloc.perturb import parse_level
@@ -55,17 +56,16 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
     model = meta = segs = fusion = None
     if checkpoint is not None:
         fusion = config["fusion"]["methods"][0]
-        import torch
-
         from weakloc.localize import build_segmenters
+        from weakloc.runtime import resolve_device
         from weakloc.wcbnet import load_checkpoint
 
-        model, meta = load_checkpoint(checkpoint, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        model, meta = load_checkpoint(checkpoint, map_location=resolve_device("auto"))
         segs = build_segmenters(config["robustness"]["segmenters"], config)
         methods["pipeline"] = []
     baselines = list(baselines or [])
     for b in baselines:
-        methods[f"baseline-{b}"] = []
+        methods[baseline_variant(b)] = []
     if not methods:
         raise WeaklocError("robustness: nothing to score (give a checkpoint and/or baselines)")
     lo_hi = tuple(config["evaluate"]["baseline_percentiles"])
@@ -83,7 +83,7 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
         for b in baselines:
             from weakloc.baselines import baseline_map
 
-            methods[f"baseline-{b}"].append(ScoreHistogram.from_maps(_quantised(baseline_map(b, row.image, lo_hi)),
+            methods[baseline_variant(b)].append(ScoreHistogram.from_maps(_quantised(baseline_map(b, row.image, lo_hi)),
                                                                      mask))
     summaries = {}
     for name, hists in methods.items():

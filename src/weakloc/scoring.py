@@ -57,7 +57,7 @@ def ground_truth_from_manifest(manifest: str | Path, split: str = "test") -> lis
     rows = df[(df["label"] == 1) & (df["mask"] != "")]
     if rows.empty:
         raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r}")
-    return [(str(i), Path(m)) for i, m in zip(rows["id"], rows["mask"])]
+    return [(str(i), Path(m)) for i, m in zip(rows["id"], rows["mask"], strict=True)]
 
 
 LOCALIZE_SUFFIX = "_prob.png"

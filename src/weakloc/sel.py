@@ -23,7 +23,7 @@ Each quality q in ``qualities`` contributes three channels (R, G, B of
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

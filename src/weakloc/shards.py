@@ -22,9 +22,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 from weakloc.errors import WeaklocError
 from weakloc.io import _UMASK, replace_dir
@@ -103,7 +104,7 @@ def _interleave(tables: list[Path]) -> str:
         bodies.append(lines[1:])
     n = sum(len(b) for b in bodies)
     count = len(tables)
-    for i, (path, body) in enumerate(zip(tables, bodies)):
+    for i, (path, body) in enumerate(zip(tables, bodies, strict=True)):
         expected = len(range(i, n, count))
         if len(body) != expected:
             raise WeaklocError(f"{path}: {len(body)} rows, but shard {i + 1}/{count} of {n} rows has {expected} "

@@ -3,9 +3,10 @@
 Inputs: exactly the files the ``tables`` rule declares, recognised by their paths under a
 dataset's results folder ``results/{d}`` (see docs/architecture.md); nothing is globbed:
 
-- ``seed{s}/scores/<variant>.json``: summaries written by ``weakloc score``. Variant names:
-  ``block{b}``, ``fused-{fusion}``, ``refined-{fusion}-{segset}``,
-  ``refined-{fusion}-{segset}-prior{strength}``, ``sel-{q1}-{q2}...-fused-{fusion}``.
+- ``seed{s}/scores/<variant>.json``: summaries written by ``weakloc score``. Variant names
+  (:mod:`weakloc.layout`): ``block{b}``, ``fused-{fusion}``, ``refined-{fusion}-{segset}``,
+  ``refined-{fusion}-{segset}-prior{strength}``, ``sel-{q1}-{q2}...-fused-{fusion}``,
+  ``peer-{fusion}-{rule}``.
 - ``seed{s}/detect/metrics.json``: :func:`weakloc.metrics.image_metrics` output.
 - ``baselines/scores/baseline-{name}.json``: classic detectors (seed-independent).
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,16 @@ import pandas as pd
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, write_text_atomic
+from weakloc.layout import (
+    baseline_variant,
+    fused_variant,
+    is_sel_folder,
+    parse_result_file,
+    parse_variant,
+    peer_variant,
+    refined_variant,
+)
+from weakloc.peer_rules import PEER_LABELS, PEER_RULES
 
 LOC_COLUMNS = [("f1", "F1"), ("iou", "IoU"), ("auc", "AUC"), ("mcc", "MCC"), ("best_f1", "best-F1 (oracle)")]
 DET_COLUMNS = [("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1")]
@@ -45,29 +55,6 @@ DET_KEYS = ("auc", "accuracy", "f1")
 SEGMENTER_LABELS = {"slic": "SLIC", "felzenszwalb": "Felzenszwalb", "sam": "SAM", "deeplab": "DeepLabV3",
                     "pspnet": "PSPNet", "all": "all segmenters"}
 ORACLE_NOTE = "best-F1 (oracle) uses the threshold that maximises F1 on each image's own mask: not attainable."
-
-_NAME = r"[a-z0-9_]+"
-VARIANT_PATTERNS = [
-    ("block", re.compile(r"block(?P<block>\d+)")),
-    ("fused", re.compile(rf"fused-(?P<fusion>{_NAME})")),
-    ("prior", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})-prior(?P<strength>[0-9][0-9.e+-]*)")),
-    ("refined", re.compile(rf"refined-(?P<fusion>{_NAME})-(?P<segset>{_NAME})")),
-    ("sel", re.compile(rf"sel-(?P<qualities>\d+(?:-\d+)*)-fused-(?P<fusion>{_NAME})")),
-    ("peer", re.compile(rf"peer-(?P<fusion>{_NAME})-(?P<rule>edgecam|sepl)")),
-]
-PEER_ROW_LABELS = {"edgecam": "EdgeCAM-style", "sepl": "SEPL-style"}  # weakloc.peer_rules.PEER_LABELS
-
-
-def parse_variant(name: str) -> tuple[str, dict] | None:
-    """``(kind, fields)`` of a score-file stem, e.g. ``("refined", {"fusion": "mean", "segset": "slic"})``.
-
-    Returns None for a name that follows none of the patterns (it is then ignored).
-    """
-    for kind, pattern in VARIANT_PATTERNS:
-        m = pattern.fullmatch(name)
-        if m:
-            return kind, m.groupdict()
-    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -99,12 +86,6 @@ def _read_json(path: Path, required: tuple[str, ...]) -> dict:
     return data
 
 
-#: Where each kind of input lives; the workflow passes exactly these files (never a glob).
-_SCORE_PATH = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/scores/(?P<variant>[^/]+)\.json")
-_DETECT_PATH = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/detect/metrics\.json")
-_BASELINE_PATH = re.compile(r"(?:^|.*/)baselines/scores/baseline-(?P<name>[^/]+)\.json")
-
-
 def read_results(files: list[str | Path], name: str | None = None) -> StudyResults:
     """Read exactly the score and detection ``files`` given (what the ``tables`` rule declares).
 
@@ -125,14 +106,14 @@ def read_results(files: list[str | Path], name: str | None = None) -> StudyResul
     detection: dict[int, Path] = {}
     baselines: dict[str, Path] = {}
     for path in paths:
-        text = path.as_posix()
         if not path.is_file():
             raise WeaklocError(f"{path}: score file not found (run the workflow first)")
-        if (m := _DETECT_PATH.fullmatch(text)) and not path.parents[2].name.startswith("sel-"):
+        kind, m = parse_result_file(path.as_posix()) or (None, {})
+        if kind == "detect" and not is_sel_folder(path.parents[2].name):  # an SEL-ablation model's: not read
             detection[int(m["seed"])] = path
-        elif (m := _SCORE_PATH.fullmatch(text)) and parse_variant(m["variant"]) is not None:
+        elif kind == "score" and parse_variant(m["variant"]) is not None:
             scores.setdefault(m["variant"], {})[int(m["seed"])] = path
-        elif m := _BASELINE_PATH.fullmatch(text):
+        elif kind == "baseline":
             baselines[m["name"]] = path
         else:
             raise WeaklocError(f"{path}: not a score file the tables know (expected seed<s>/scores/<variant>.json, "
@@ -170,7 +151,7 @@ class Cell:
     n: int
 
     @classmethod
-    def of(cls, values) -> "Cell":
+    def of(cls, values) -> Cell:
         vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
         if not vals:
             return cls(None, None, 0)
@@ -272,7 +253,8 @@ def _cells(by_seed: dict[int, dict], keys, level: str = "image") -> dict[str, Ce
 
 
 def _protocol_note(res: StudyResults, level: str) -> str:
-    any_score = next(iter(next(iter(res.scores.values())).values())) if res.scores else next(iter(res.baselines.values()))
+    any_score = (next(iter(next(iter(res.scores.values())).values())) if res.scores
+                 else next(iter(res.baselines.values())))
     thr = any_score.get("threshold", 0.5)
     n = any_score.get("n_images")
     how = ("per manipulated image, then averaged" if level == "image"
@@ -320,7 +302,7 @@ def localization_table(res: StudyResults, config: dict, level: str = "image") ->
         t.rows.append((f"WCBnet block {f['block']} map", _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
         used[v] = res.scores[v]
     for fusion in _ordered({f["fusion"] for f in fused.values()}, fusions_pref):
-        v = f"fused-{fusion}"
+        v = fused_variant(fusion)
         t.rows.append((f"Fused ({fusion})", _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
         used[v] = res.scores[v]
     refined_fusions = _ordered({f["fusion"] for f in refined.values()}, fusions_pref)
@@ -328,7 +310,7 @@ def localization_table(res: StudyResults, config: dict, level: str = "image") ->
         primary = refined_fusions[0]
         segsets = _ordered_segsets({f["segset"] for f in refined.values() if f["fusion"] == primary}, config)
         for seg in segsets:
-            v = f"refined-{primary}-{seg}"
+            v = refined_variant(primary, seg)
             t.rows.append((f"Fused ({primary}) + {_seg_label(seg)}",
                            _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
             used[v] = res.scores[v]
@@ -338,10 +320,10 @@ def localization_table(res: StudyResults, config: dict, level: str = "image") ->
     peers = _variants(res, "peer")
     peer_fusions = _ordered({f["fusion"] for f in peers.values()}, fusions_pref)
     for fusion in peer_fusions[:1]:
-        for rule in ("edgecam", "sepl"):
-            v = f"peer-{fusion}-{rule}"
+        for rule in PEER_RULES:
+            v = peer_variant(fusion, rule)
             if v in res.scores:
-                t.rows.append((PEER_ROW_LABELS[rule], _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
+                t.rows.append((PEER_LABELS[rule], _cells(res.scores[v], [k for k, _ in LOC_COLUMNS], level)))
                 used[v] = res.scores[v]
         t.notes.append(f"EdgeCAM-style and SEPL-style: the peers' region-selection rules [ours, reconstructed] on "
                        f"the same fused ({fusion}) maps and cached segments as the Bayesian refinement "
@@ -361,7 +343,7 @@ def main_refined_variant(res: StudyResults, config: dict | None) -> str | None:
         return None
     segsets = {f["segset"] for f in refined.values() if f["fusion"] == fusions[0]}
     seg = "all" if "all" in segsets else _ordered(segsets, config["segmenters"]["use"] if config else [])[0]
-    return f"refined-{fusions[0]}-{seg}"
+    return refined_variant(fusions[0], seg)
 
 
 def detection_table(res: StudyResults, config: dict | None = None) -> Table | None:
@@ -412,10 +394,10 @@ def fusion_segmenter_table(res: StudyResults, config: dict) -> Table | None:
     t = Table("ablation_fusion_segmenter", "Ablation: fusion x segmenter (pixel F1)", cols)
     for fusion in fusions:
         cells = {}
-        if f"fused-{fusion}" in res.scores:
-            cells["none"] = _cells(res.scores[f"fused-{fusion}"], ["f1"])["f1"]
+        if fused_variant(fusion) in res.scores:
+            cells["none"] = _cells(res.scores[fused_variant(fusion)], ["f1"])["f1"]
         for s in segsets:
-            v = f"refined-{fusion}-{s}"
+            v = refined_variant(fusion, s)
             if v in res.scores:
                 cells[s] = _cells(res.scores[v], ["f1"])["f1"]
         t.rows.append((fusion, cells))
@@ -434,8 +416,8 @@ def sel_table(res: StudyResults, config: dict) -> Table | None:
     keys = [k for k, _ in LOC_COLUMNS]
     for fusion in fusions:
         suffix = f", fused ({fusion})" if len(fusions) > 1 else ""
-        if f"fused-{fusion}" in res.scores:
-            t.rows.append((f"q = {main_q} (main model){suffix}", _cells(res.scores[f"fused-{fusion}"], keys)))
+        if fused_variant(fusion) in res.scores:
+            t.rows.append((f"q = {main_q} (main model){suffix}", _cells(res.scores[fused_variant(fusion)], keys)))
         items = sorted((v for v, f in sel.items() if f["fusion"] == fusion),
                        key=lambda v: [int(q) for q in sel[v]["qualities"].split("-")])
         for v in items:
@@ -485,23 +467,44 @@ def baselines_table(res: StudyResults, level: str = "image") -> Table | None:
                    f"{'per image, then averaged' if level == 'image' else 'all pixels pooled'}; "
                    f"baselines do not depend on the training seed.")
     t.notes.append("best-F1 (oracle): each detector at its best threshold per image, chosen with the mask.")
-    t.notes += _missing_note({f"baseline-{b}": {0: d} for b, d in res.baselines.items()})
+    t.notes += _missing_note({baseline_variant(b): {0: d} for b, d in res.baselines.items()})
     return t
+
+
+def read_csv_file(path: str | Path, columns, what: str, empty: str = "has no rows", **read_csv) -> pd.DataFrame:
+    """A CSV with (at least) ``columns`` and one row or more; ``read_csv``: options of :func:`pandas.read_csv`.
+
+    Raises :class:`WeaklocError` naming the file and ``what`` it is when it is missing,
+    unreadable, lacks a column, or has no row (the message then ends with ``empty``).
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, **read_csv)
+    except FileNotFoundError:
+        raise WeaklocError(f"{path}: {what} not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise WeaklocError(f"{path}: unreadable {what} ({exc})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise WeaklocError(f"{path}: {what} lacks column(s) {', '.join(missing)}")
+    if df.empty:
+        raise WeaklocError(f"{path}: {what} {empty}")
+    return df
+
+
+def read_literature(path: str | Path, columns) -> pd.DataFrame:
+    """A CSV of numbers quoted from papers, every cell a string (empty cells ``""``), with ``columns``."""
+    return read_csv_file(path, columns, "literature file", dtype=str, keep_default_na=False)
+
+
+#: Columns of the ``--literature`` CSV of ``weakloc tables``.
+LITERATURE_TABLE_COLUMNS = ["method", "dataset", "metric", "value", "source"]
 
 
 def literature_table(path: str | Path) -> Table:
     """Numbers quoted from papers (CSV ``method,dataset,metric,value,source``), never run here."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise WeaklocError(f"{path}: literature file not found") from None
-    need = ["method", "dataset", "metric", "value", "source"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise WeaklocError(f"{path}: lacks column(s) {', '.join(missing)}")
-    if df.empty:
-        raise WeaklocError(f"{path}: no rows")
+    df = read_literature(path, LITERATURE_TABLE_COLUMNS)
     metrics = list(dict.fromkeys(df["metric"]))
     t = Table("literature", "Published numbers (quoted from the sources, not run here)",
               [*((m, m) for m in metrics)])

@@ -41,13 +41,12 @@ column is never opened (a test makes the mask files unreadable to prove it).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,59 +58,15 @@ from tqdm import tqdm
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
 from weakloc.manifest import content_hash, read_manifest
+from weakloc.runtime import autocast, autocast_dtype, image_logits, resolve_device, set_threads
 from weakloc.sel import scale_error_diff, signed_error_diff, signed_error_level
-from weakloc.wcbnet import WCBnet, build_wcbnet, model_sections, save_checkpoint
+from weakloc.wcbnet import build_wcbnet, model_sections, save_checkpoint
 
 #: Crop offsets are multiples of this (the 4:2:0 chroma block size in pixels, a multiple of 8).
 GRID = 16
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
 RESUME_VERSION = 1
-
-
-# --------------------------------------------------------------------------- devices
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise WeaklocError("key train.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on CUDA devices that support it, else fp16 on CUDA; None (fp32) on the CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """An autocast context for ``device`` (a no-op context when ``dtype`` is None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def set_threads(threads: int | None) -> int:
-    """Set torch's CPU threads: ``threads``, else ``OMP_NUM_THREADS`` (what a workflow rule's
-    ``threads:`` sets), else every core this process may use.
-
-    The count is fixed by the command, never by the machine's load, so a rerun computes the
-    same floating-point reductions and gives the same bytes.
-    """
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if threads:
-        n = int(threads)
-    elif env.isdigit() and int(env) > 0:
-        n = int(env)
-    elif hasattr(os, "sched_getaffinity"):
-        n = len(os.sched_getaffinity(0))
-    else:
-        n = os.cpu_count() or 1
-    torch.set_num_threads(n)
-    return int(n)
 
 
 # --------------------------------------------------------------------------- data
@@ -210,37 +165,7 @@ def balanced_epoch_plan(labels: np.ndarray, seed: int, epoch: int) -> list[tuple
         rows.append(np.concatenate(reps)[:n])
     order = rng.permutation(np.concatenate(rows))
     aug = rng.integers(0, 2**31 - 1, size=order.size)
-    return [(int(r), int(a)) for r, a in zip(order, aug)]
-
-
-def size_batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
-    """Group indices of equal ``(H, W)`` into batches of at most ``batch_size`` (input order kept)."""
-    by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, s in enumerate(shapes):
-        by_shape.setdefault(tuple(s), []).append(i)
-    batches = []
-    for idx in by_shape.values():
-        batches += [idx[j:j + batch_size] for j in range(0, len(idx), batch_size)]
-    return sorted(batches, key=lambda b: b[0])
-
-
-@torch.no_grad()
-def image_logits(model: WCBnet, sels: list[np.ndarray], device: torch.device, batch_size: int = 16,
-                 amp: torch.dtype | None = None, progress: str | None = None) -> np.ndarray:
-    """``(N,) float64`` image logits of full-resolution SELs (each ``(C, H, W) float32``).
-
-    Images of equal size share a batch; nothing is resized or cropped.
-    """
-    model.eval()
-    out = np.zeros(len(sels), dtype=np.float64)
-    batches = size_batches([s.shape[1:] for s in sels], batch_size)
-    for batch in tqdm(batches, desc=progress, disable=progress is None, file=sys.stderr, leave=False):
-        x = torch.from_numpy(np.stack([sels[i] for i in batch])).to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            logit = model(x).logit.float()
-        out[batch] = logit.cpu().numpy()
-    return out
+    return [(int(r), int(a)) for r, a in zip(order, aug, strict=True)]
 
 
 def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -319,17 +244,6 @@ def _write_log(path: Path, history: list[dict]) -> None:
         df.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def _better(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
-    """Validation AUC decides; the validation loss breaks ties and replaces an undefined AUC."""
-    if best_loss == math.inf:
-        return True
-    if math.isnan(auc) or math.isnan(best_auc):
-        return loss < best_loss
-    if auc > best_auc + 1e-9:
-        return True
-    return abs(auc - best_auc) <= 1e-9 and loss < best_loss
-
-
 def _rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -341,6 +255,129 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainingState:
+    """Everything a resumed run continues from: the optimisation and the run's progress.
+
+    :meth:`save` writes it to the resume file after every epoch (with the torch RNG state);
+    :meth:`restore` loads such a file. ``epoch`` is the last completed epoch (0 before the
+    first); ``best_model`` the best epoch's weights (CPU tensors) and ``best_point`` its
+    validation operating point, known only when that epoch ran in this process.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    fingerprint: str
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0
+    best_auc: float = float("nan")
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    stale: int = 0
+    elapsed: float = 0.0
+    best_model: dict | None = None
+    best_point: dict | None = None
+    best_point_known: bool = False
+    stop_reason: str | None = None
+
+    def save(self, path: Path) -> None:
+        """Write the resume state to ``path`` atomically (a run in progress: no stop reason)."""
+        _save_resume(path, {
+            "version": RESUME_VERSION, "fingerprint": self.fingerprint, "epoch": self.epoch,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else {},
+            "rng": _rng_state(), "history": self.history, "best_auc": self.best_auc, "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch, "stale": self.stale, "elapsed": self.elapsed,
+            "best_model": self.best_model, "stop_reason": None,
+        })
+
+    def restore(self, path: Path) -> bool:
+        """Continue from the resume state at ``path`` when it belongs to this run; True if it did."""
+        state = _load_resume(path, self.fingerprint)
+        if state is None:
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self.history = list(state["history"])
+        self.epoch = int(state["epoch"])
+        self.best_auc, self.best_loss = float(state["best_auc"]), float(state["best_loss"])
+        self.best_epoch, self.stale = int(state["best_epoch"]), int(state["stale"])
+        self.elapsed = float(state["elapsed"])
+        self.best_model = state["best_model"]
+        self.stop_reason = state.get("stop_reason")
+        if self.stop_reason == "time_budget":
+            self.stop_reason = None  # the budget may have grown: re-check it
+        print(f"weakloc train: resuming after epoch {self.epoch} from {path}", file=sys.stderr)
+        return True
+
+    def record(self, row: dict) -> bool:
+        """Append an epoch's log ``row``; update patience and the best epoch. True when it is the new best."""
+        self.history.append(row)
+        self.elapsed += row["seconds"]
+        self.epoch = row["epoch"]
+        auc, loss = row["val_auc"], row["val_loss"]
+        self.stale = 0 if _gained(auc, loss, self.best_auc, self.best_loss) else self.stale + 1
+        if not _better(auc, loss, self.best_auc, self.best_loss):
+            return False
+        self.best_auc, self.best_loss, self.best_epoch = auc, loss, row["epoch"]
+        self.best_model = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return True
+
+
+# --------------------------------------------------------------------------- stop rules
+
+def _better(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
+    """Validation AUC decides; the validation loss breaks ties and replaces an undefined AUC."""
+    if best_loss == math.inf:
+        return True
+    if math.isnan(auc) or math.isnan(best_auc):
+        return loss < best_loss
+    if auc > best_auc + 1e-9:
+        return True
+    return abs(auc - best_auc) <= 1e-9 and loss < best_loss
+
+
+def _gained(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
+    """Whether an epoch resets patience: a validation-AUC gain (the loss stands in only when the
+    AUC is undefined). An AUC tie with a lower loss updates the saved model but is no gain."""
+    if math.isnan(auc) or math.isnan(best_auc):
+        return _better(auc, loss, best_auc, best_loss)
+    return auc > best_auc + 1e-9
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When training ends: after ``epochs`` epochs, ``patience`` epochs without a gain, or when
+    the next epoch (at the mean epoch time so far) would pass ``budget_s`` seconds."""
+
+    epochs: int
+    patience: int
+    budget_s: float | None
+
+    @classmethod
+    def from_config(cls, tcfg: dict) -> StopRules:
+        """From the ``train`` config section (``epochs``, ``patience``, ``time_budget_minutes``)."""
+        budget = tcfg["time_budget_minutes"]
+        return cls(int(tcfg["epochs"]), int(tcfg["patience"]), None if budget is None else 60.0 * float(budget))
+
+    def reason(self, state: TrainingState) -> str | None:
+        """``max_epochs`` | ``early_stop`` | ``time_budget`` when training stops before the next epoch, else None."""
+        if state.epoch + 1 > self.epochs:
+            return "max_epochs"
+        if state.stale >= self.patience:
+            return "early_stop"
+        mean_epoch = state.elapsed / len(state.history) if state.history else 0.0
+        if self.budget_s is not None and state.history and state.elapsed + mean_epoch > self.budget_s:
+            return "time_budget"
+        return None
 
 
 # --------------------------------------------------------------------------- training
@@ -380,6 +417,21 @@ def _lr_lambda(warmup_steps: int, total_steps: int):
     return f
 
 
+@dataclass
+class _Run:
+    """What every epoch of one training run reads (never part of the resume state)."""
+
+    config: dict
+    seed: int
+    device: torch.device
+    amp: torch.dtype | None
+    train_labels: np.ndarray
+    dataset: TrainImages
+    loader: torch.utils.data.DataLoader
+    val_labels: np.ndarray
+    val_sels: list[np.ndarray]
+
+
 def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: str | Path,
                  log_csv: str | Path) -> dict:
     """Train WCBnet on the manifest's ``train`` split with image labels only.
@@ -398,9 +450,38 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         ``{"best_epoch", "best_val_auc", "epochs_run", "stop_reason", "seconds"}``;
         ``stop_reason`` is ``max_epochs``, ``early_stop`` or ``time_budget``.
     """
-    out_path, log_csv = Path(out_path), Path(log_csv)
-    tcfg = config["train"]
-    manifest_path = Path(manifest_path)
+    out_path, log_csv, manifest_path = Path(out_path), Path(log_csv), Path(manifest_path)
+    df, train_df, val_df = _training_splits(manifest_path)
+    device = resolve_device(config["train"]["device"], "train.device")
+    amp = autocast_dtype(device)
+    if device.type == "cpu":
+        set_threads(config["train"]["threads"])
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    model, optimizer, scheduler, scaler = _optimization(config, train_df["label"].to_numpy(), device, amp)
+    run = _prepare_run(config, seed, device, amp, train_df, val_df)
+    state = TrainingState(model, optimizer, scheduler, scaler, run_fingerprint(config, seed, df))
+    rpath = resume_path(out_path)
+    state.restore(rpath)
+
+    rules = StopRules.from_config(config["train"])
+    cache_decided = False
+    while state.stop_reason is None:
+        state.stop_reason = rules.reason(state)
+        if state.stop_reason is not None:
+            break
+        if not cache_decided:  # only once an epoch will run (not when a finished run is rerun)
+            _cache_if_it_fits(run.dataset, train_df, config)
+            cache_decided = True
+        _run_epoch(state, run, rules.epochs, out_path, log_csv, rpath)
+
+    _finish(state, run, out_path, log_csv, rpath)
+    return {"best_epoch": state.best_epoch, "best_val_auc": state.best_auc, "epochs_run": len(state.history),
+            "stop_reason": state.stop_reason, "seconds": state.elapsed}
+
+
+def _training_splits(manifest_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The manifest, its ``train`` rows and its ``val`` rows; errors when training cannot run."""
     df = read_manifest(manifest_path)
     train_df = df[df["split"] == "train"].reset_index(drop=True)
     val_df = df[df["split"] == "val"].reset_index(drop=True)
@@ -408,17 +489,14 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         raise WeaklocError(f"{manifest_path}: no rows with split 'train'")
     if val_df.empty:
         raise WeaklocError(f"{manifest_path}: no rows with split 'val' (needed for model selection)")
-    train_labels = train_df["label"].to_numpy()
-    if len(np.unique(train_labels)) < 2:
+    if len(np.unique(train_df["label"].to_numpy())) < 2:
         raise WeaklocError(f"{manifest_path}: the train split needs both authentic (0) and manipulated (1) images")
+    return df, train_df, val_df
 
-    device = resolve_device(tcfg["device"])
-    amp = autocast_dtype(device)
-    if device.type == "cpu":
-        set_threads(tcfg["threads"])
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
 
+def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, amp: torch.dtype | None):
+    """A fresh model (drawn from torch's RNG), AdamW, the warm-up + cosine schedule and the fp16 scaler."""
+    tcfg = config["train"]
     model = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
     batch_size = int(tcfg["batch_size"])
@@ -427,124 +505,77 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     total_steps = steps_per_epoch * int(tcfg["epochs"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(steps_per_epoch, total_steps))
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    return model, optimizer, scheduler, scaler
 
+
+def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype | None,
+                 train_df: pd.DataFrame, val_df: pd.DataFrame) -> _Run:
+    """The training loader and the validation SELs (computed once: full resolution, no augmentation)."""
+    tcfg = config["train"]
+    train_labels = train_df["label"].to_numpy()
     dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]))
-    cache_decided = False
     generator = torch.Generator()
     generator.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=int(tcfg["num_workers"]),
+        dataset, batch_size=int(tcfg["batch_size"]), shuffle=False, num_workers=int(tcfg["num_workers"]),
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
         persistent_workers=False,
     )
-
-    # Validation SELs are computed once: full resolution, no augmentation.
-    val_labels = val_df["label"].to_numpy()
     val_sels = [sel_of_file(p, config["sel"]) for p in
                 tqdm(val_df["image"], desc="validation SEL", file=sys.stderr, leave=False)]
+    return _Run(config, seed, device, amp, train_labels, dataset, loader, val_df["label"].to_numpy(), val_sels)
 
-    fingerprint = run_fingerprint(config, seed, df)
-    rpath = resume_path(out_path)
-    state = _load_resume(rpath, fingerprint)
-    history: list[dict] = []
-    start_epoch, best_auc, best_loss, best_epoch, stale, elapsed = 1, float("nan"), math.inf, 0, 0, 0.0
-    best_state = None
-    best_point, best_point_known = None, False  # the best epoch's operating point (choose_threshold)
-    stop_reason = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best_auc, best_loss = float(state["best_auc"]), float(state["best_loss"])
-        best_epoch, stale, elapsed = int(state["best_epoch"]), int(state["stale"]), float(state["elapsed"])
-        best_state = state["best_model"]
-        stop_reason = state.get("stop_reason")
-        if stop_reason == "time_budget":
-            stop_reason = None  # the budget may have grown: re-check below
-        print(f"weakloc train: resuming after epoch {start_epoch - 1} from {rpath}", file=sys.stderr)
 
-    budget = tcfg["time_budget_minutes"]
-    budget_s = None if budget is None else 60.0 * float(budget)
-    epochs = int(tcfg["epochs"])
-    epoch = start_epoch
-    while stop_reason is None:
-        if epoch > epochs:
-            stop_reason = "max_epochs"
-            break
-        if stale >= int(tcfg["patience"]):
-            stop_reason = "early_stop"
-            break
-        mean_epoch = elapsed / len(history) if history else 0.0
-        if budget_s is not None and history and elapsed + mean_epoch > budget_s:
-            stop_reason = "time_budget"
-            break
-        if not cache_decided:  # only once an epoch will run (not when a finished run is rerun)
-            _cache_if_it_fits(dataset, train_df, config)
-            cache_decided = True
-        t0 = time.perf_counter()
-        dataset.set_plan(balanced_epoch_plan(train_labels, seed, epoch))
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss = _epoch(model, loader, optimizer, scheduler, scaler, device, amp,
-                            float(tcfg["block_loss_weight"]), desc=f"epoch {epoch}/{epochs}")
-        logits = image_logits(model, val_sels, device, batch_size=batch_size, amp=amp)
-        val_loss = float(F.binary_cross_entropy_with_logits(
-            torch.from_numpy(logits), torch.from_numpy(val_labels.astype(np.float64))))
-        val_auc = auc_or_nan(val_labels, logits)
-        seconds = time.perf_counter() - t0
-        elapsed += seconds
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                        "val_auc": val_auc, "lr": lr, "seconds": seconds})
-        # patience counts epochs without a validation-AUC gain (the loss stands in only when
-        # the AUC is undefined); an AUC tie with a lower loss still updates the saved model
-        gained = (val_auc > best_auc + 1e-9) if not (math.isnan(val_auc) or math.isnan(best_auc)) \
-            else _better(val_auc, val_loss, best_auc, best_loss)
-        stale = 0 if gained else stale + 1
-        if _better(val_auc, val_loss, best_auc, best_loss):
-            best_auc, best_loss, best_epoch = val_auc, val_loss, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            best_point, best_point_known = _operating_point(val_labels, logits), True
-            _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed,
-                       operating_point=best_point)
-        _write_log(log_csv, history)
-        _save_resume(rpath, {
-            "version": RESUME_VERSION, "fingerprint": fingerprint, "epoch": epoch,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-            "rng": _rng_state(), "history": history, "best_auc": best_auc, "best_loss": best_loss,
-            "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed, "best_model": best_state,
-            "stop_reason": None,
-        })
-        print(f"epoch {epoch}: train_loss {train_loss:.4f} val_loss {val_loss:.4f} val_auc {val_auc:.4f} "
-              f"({seconds:.1f} s)", file=sys.stderr)
-        epoch += 1
+def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log_csv: Path, rpath: Path) -> None:
+    """Train epoch ``state.epoch + 1``, validate, log it, save a new best model and the resume state."""
+    tcfg = run.config["train"]
+    epoch = state.epoch + 1
+    t0 = time.perf_counter()
+    run.dataset.set_plan(balanced_epoch_plan(run.train_labels, run.seed, epoch))
+    lr = state.optimizer.param_groups[0]["lr"]
+    train_loss = _epoch(state.model, run.loader, state.optimizer, state.scheduler, state.scaler, run.device, run.amp,
+                        float(tcfg["block_loss_weight"]), desc=f"epoch {epoch}/{epochs}")
+    logits = image_logits(state.model, run.val_sels, run.device, batch_size=int(tcfg["batch_size"]), amp=run.amp)
+    val_loss = float(F.binary_cross_entropy_with_logits(
+        torch.from_numpy(logits), torch.from_numpy(run.val_labels.astype(np.float64))))
+    val_auc = auc_or_nan(run.val_labels, logits)
+    seconds = time.perf_counter() - t0
+    if state.record({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                     "val_auc": val_auc, "lr": lr, "seconds": seconds}):
+        state.best_point, state.best_point_known = _operating_point(run.val_labels, logits), True
+        _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
+                   run.seed, operating_point=state.best_point)
+    _write_log(log_csv, state.history)
+    state.save(rpath)
+    print(f"epoch {epoch}: train_loss {train_loss:.4f} val_loss {val_loss:.4f} val_auc {val_auc:.4f} "
+          f"({seconds:.1f} s)", file=sys.stderr)
 
-    # Final state: the declared outputs are (re)written from the best model and the history,
-    # which also restores them when Snakemake deleted them before a rerun of a finished run.
-    if best_state is not None:
-        if not best_point_known:  # resumed after the best epoch: score the validation split again
-            best = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
-            best.load_state_dict(best_state)
-            best_point = _operating_point(val_labels, image_logits(best, val_sels, device, batch_size, amp))
-        _save_best(out_path, best_state, config, best_epoch, best_auc, best_loss, seed, stop_reason,
-                   operating_point=best_point)
-    _write_log(log_csv, history)
+
+def _finish(state: TrainingState, run: _Run, out_path: Path, log_csv: Path, rpath: Path) -> None:
+    """(Re)write the declared outputs from the best model and the history; record the stop reason.
+
+    This also restores the outputs when Snakemake deleted them before a rerun of a finished run.
+    """
+    if state.best_model is not None:
+        if not state.best_point_known:  # resumed after the best epoch: score the validation split again
+            best = build_wcbnet(run.config).to(run.device).to(memory_format=torch.channels_last)
+            best.load_state_dict(state.best_model)
+            logits = image_logits(best, run.val_sels, run.device, int(run.config["train"]["batch_size"]), run.amp)
+            state.best_point = _operating_point(run.val_labels, logits)
+        _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
+                   run.seed, state.stop_reason, operating_point=state.best_point)
+    _write_log(log_csv, state.history)
     if rpath.is_file():
         final = torch.load(rpath, map_location="cpu", weights_only=True)
-        if final.get("stop_reason") != stop_reason:
-            final["stop_reason"] = stop_reason
+        if final.get("stop_reason") != state.stop_reason:
+            final["stop_reason"] = state.stop_reason
             _save_resume(rpath, final)
-    return {"best_epoch": best_epoch, "best_val_auc": best_auc, "epochs_run": len(history),
-            "stop_reason": stop_reason, "seconds": elapsed}
 
 
 def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, config: dict) -> None:
     """Cache the training SELs in memory when they fit in ``train.sel_cache_gb``; say which."""
-    need = sel_cache_bytes(list(zip(train_df["width"], train_df["height"])), len(config["sel"]["qualities"]))
+    sizes = list(zip(train_df["width"], train_df["height"], strict=True))
+    need = sel_cache_bytes(sizes, len(config["sel"]["qualities"]))
     limit = config["train"]["sel_cache_gb"]
     if need <= float(limit) * 1e9:
         print(f"weakloc train: caching the training SELs in memory ({need / 1e9:.2f} GB)", file=sys.stderr)

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from weakloc.config import Section
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path
 
@@ -64,6 +65,23 @@ class WCBnetOutput:
     score_maps: list[torch.Tensor]
     block_weights: torch.Tensor
     features: list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelSettings(Section):
+    """The ``model`` config section (see the schema for each key)."""
+
+    SECTION = "model"
+
+    widths: list[int]
+    convs_per_block: int
+    stem_stride: int
+    score_context: bool
+    input_norm: bool
+    token_dim: int
+    pooling: str
+    topk_fraction: float
+    backbone: str
 
 
 class ConvBlock(nn.Module):
@@ -105,7 +123,7 @@ class CrossBlockAttention(nn.Module):
 
     def tokens(self, features: list[torch.Tensor]) -> torch.Tensor:
         """``(N, B, token_dim)`` block tokens: projected global means of the features."""
-        toks = [proj(f.float().mean(dim=(2, 3))) for proj, f in zip(self.project, features)]
+        toks = [proj(f.float().mean(dim=(2, 3))) for proj, f in zip(self.project, features, strict=True)]
         return torch.stack(toks, dim=1) + self.block_embedding
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
@@ -138,6 +156,8 @@ class WCBnet(nn.Module):
 
     Args:
         in_channels: SEL channels, ``3 * len(sel.qualities)``.
+        settings: the ``model`` config section (:class:`ModelSettings`), whose keys are:
+
         widths: channel width of each block; B = ``len(widths)``.
         token_dim: width of the block tokens of the cross-block attention.
         pooling: ``topk`` | ``mean`` | ``max``: how a score map becomes a block score.
@@ -153,10 +173,13 @@ class WCBnet(nn.Module):
             content and its last JPEG quality) rather than absolute ones.
     """
 
-    def __init__(self, in_channels: int, widths: list[int], token_dim: int, pooling: str = "topk",
-                 topk_fraction: float = 0.1, convs_per_block: int = 2, stem_stride: int = 1,
-                 score_context: bool = False, input_norm: bool = False) -> None:
+    def __init__(self, in_channels: int, settings: ModelSettings) -> None:
         super().__init__()
+        if settings.backbone != "scratch":
+            raise WeaklocError(f"key model.backbone: unknown backbone {settings.backbone!r} "
+                               f"(only scratch is available)")
+        widths, token_dim, pooling = settings.widths, int(settings.token_dim), settings.pooling
+        convs_per_block, stem_stride = int(settings.convs_per_block), int(settings.stem_stride)
         if pooling not in ("topk", "mean", "max"):
             raise WeaklocError(f"key model.pooling: unknown pooling {pooling!r} (choose topk, mean or max)")
         if not widths:
@@ -164,7 +187,7 @@ class WCBnet(nn.Module):
         self.in_channels = int(in_channels)
         self.widths = [int(w) for w in widths]
         self.pooling = pooling
-        self.topk_fraction = float(topk_fraction)
+        self.topk_fraction = float(settings.topk_fraction)
         if stem_stride not in (1, 2, 4, 8):
             raise WeaklocError(f"key model.stem_stride: must be 1, 2, 4 or 8, got {stem_stride}")
         self.stem_stride = int(stem_stride)
@@ -180,8 +203,8 @@ class WCBnet(nn.Module):
         self.blocks = nn.ModuleList(
             ConvBlock(chans[b], chans[b + 1], convs_per_block, downsample=b > 0) for b in range(len(widths))
         )
-        self.score_context = bool(score_context)
-        self.input_norm = bool(input_norm)
+        self.score_context = bool(settings.score_context)
+        self.input_norm = bool(settings.input_norm)
         head_in = 2 if self.score_context else 1
         self.score_heads = nn.ModuleList(nn.Conv2d(head_in * w, 1, 1) for w in self.widths)
         self.attention = CrossBlockAttention(self.widths, token_dim)
@@ -233,21 +256,11 @@ def model_sections(config: dict) -> dict:
 
 
 def build_wcbnet(config: dict) -> WCBnet:
-    """A randomly initialised WCBnet from a validated config's ``sel`` and ``model`` sections."""
-    sel, m = config["sel"], config["model"]
-    if m.get("backbone", "scratch") != "scratch":
-        raise WeaklocError(f"key model.backbone: unknown backbone {m['backbone']!r} (only scratch is available)")
-    return WCBnet(
-        in_channels=3 * len(sel["qualities"]),
-        widths=list(m["widths"]),
-        token_dim=int(m["token_dim"]),
-        pooling=m["pooling"],
-        topk_fraction=float(m["topk_fraction"]),
-        convs_per_block=int(m.get("convs_per_block", 2)),
-        stem_stride=int(m.get("stem_stride", 1)),
-        score_context=bool(m.get("score_context", False)),
-        input_norm=bool(m.get("input_norm", False)),
-    )
+    """A randomly initialised WCBnet from a config's ``sel`` and ``model`` sections.
+
+    A key the ``model`` section lacks (an old checkpoint's config) takes the schema's default.
+    """
+    return WCBnet(3 * len(config["sel"]["qualities"]), ModelSettings.from_section(config["model"]))
 
 
 def attention_parameter_share(model: WCBnet) -> float:

@@ -7,15 +7,15 @@ rule train:
     output:
         ckpt="checkpoints/{root}/seed{seed}/wcbnet.pt",
         curve="checkpoints/{root}/seed{seed}/train_log.csv",
-    params:
-        cfg=lambda w: root_config(w.root, "sel", "model", "train"),
-    threads: workflow.cores
     log:
         "logs/train/{root}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/train/{root}/seed{seed}.tsv",
+        "logs/benchmarks/train/{root}/seed{seed}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: workflow.cores
+    params:
+        cfg=lambda w: root_config(w.root, "sel", "model", "train"),
     shell:
         "OMP_NUM_THREADS={threads} weakloc train --manifest {input.data}/manifest.csv --seed {wildcards.seed}"
         " --out {output.ckpt} --log {output.curve} --config-json {params.cfg:q} > {log} 2>&1"
@@ -28,15 +28,15 @@ rule detect:
     output:
         scores="results/{root}/seed{seed}/detect/scores.csv",
         metrics="results/{root}/seed{seed}/detect/metrics.json",
-    params:
-        cfg=lambda w: sections(config, "train", "evaluate"),
-    threads: workflow.cores
     log:
         "logs/detect/{root}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/detect/{root}/seed{seed}.tsv",
+        "logs/benchmarks/detect/{root}/seed{seed}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: workflow.cores
+    params:
+        cfg=lambda w: sections(config, "train", "evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test"
         " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics}"

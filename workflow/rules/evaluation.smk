@@ -8,15 +8,15 @@ rule score:
     output:
         json="results/{root}/seed{seed}/scores/{variant}.json",
         csv="results/{root}/seed{seed}/scores/{variant}.csv",
-    params:
-        maps=lambda w: variant_maps(w)[1],
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         "logs/score/{root}/seed{seed}/{variant}.log",
     benchmark:
-        "logs/benchmarks/score/{root}/seed{seed}/{variant}.tsv",
+        "logs/benchmarks/score/{root}/seed{seed}/{variant}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    params:
+        maps=lambda w: variant_maps(w)[1],
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc score {params.maps} --manifest {input.data}/manifest.csv --split test --suffix .png"
         " --json {output.json} --csv {output.csv} --quiet --config-json {params.cfg:q} > {log} 2>&1"
@@ -27,16 +27,16 @@ rule baseline:
         data=f"data/prepared/{DATASET}",
     output:
         directory(f"results/{DATASET}/baselines/{{baseline}}"),
-    params:
-        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
-        cfg=lambda w: sections(config, "evaluate"),
-    threads: 1
     log:
         f"logs/baseline/{DATASET}/{{baseline}}.log",
     benchmark:
-        f"logs/benchmarks/baseline/{DATASET}/{{baseline}}.tsv",
+        f"logs/benchmarks/baseline/{DATASET}/{{baseline}}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: 1
+    params:
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc baseline {wildcards.baseline} --manifest {input.data}/manifest.csv --split test"
         " --out {output} {params.shard} --config-json {params.cfg:q} > {log} 2>&1"
@@ -49,13 +49,13 @@ use rule score as score_baseline with:
     output:
         json=f"results/{DATASET}/baselines/scores/baseline-{{baseline}}.json",
         csv=f"results/{DATASET}/baselines/scores/baseline-{{baseline}}.csv",
-    params:
-        maps=rules.baseline.output,
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/score/{DATASET}/baselines/{{baseline}}.log",
     benchmark:
-        f"logs/benchmarks/score_baseline/{DATASET}/{{baseline}}.tsv",
+        f"logs/benchmarks/score_baseline/{DATASET}/{{baseline}}.tsv"
+    params:
+        maps=rules.baseline.output,
+        cfg=lambda w: sections(config, "evaluate"),
 
 
 rule tables:
@@ -68,34 +68,32 @@ rule tables:
             caption="../report/tables.rst",
             category="Tables",
         ),
-    params:
-        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
-        name=DATASET,
     log:
         f"logs/tables/{DATASET}.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
+        name=DATASET,
     shell:
         "weakloc tables {input:q} --name {params.name} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
-
-
 
 
 rule figure_examples:
     input:
         data=f"data/prepared/{DATASET}",
         cams=f"{FIRST}/cams",
-        fused=f"{FIRST}/fused/{MAIN_FUSION}",
+        fused=layout.variant_maps(RESULTS, SEEDS[0], layout.fused_variant(MAIN_FUSION))[1],
         segments=[segment_dir(s) for s in SEGMENTERS],
-        refined=f"{FIRST}/refined/{MAIN_FUSION}/{MAIN_SEGSET}/default",
+        refined=layout.variant_maps(RESULTS, SEEDS[0], layout.refined_variant(MAIN_FUSION, MAIN_SEGSET))[1],
     output:
         figure_output("examples"),
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/examples.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc figures examples --manifest {input.data}/manifest.csv --split test --cams {input.cams}"
         " --fused {input.fused} --segments {input.segments} --refined {input.refined}"
@@ -104,32 +102,37 @@ rule figure_examples:
 
 rule figure_segmenters:
     input:
-        [f"results/{DATASET}/seed{s}/scores/{v}.json" for s in SEEDS for v in score_variants() if v.startswith(("fused-", "refined-")) and "-prior" not in v],
+        [
+            layout.score_file(RESULTS, s, v)
+            for s in SEEDS
+            for v in score_variants()
+            if layout.parse_variant(v)[0] in ("fused", "refined")
+        ],
     output:
         figure_output("segmenters"),
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/segmenters.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc figures segmenters --scores {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
 
 rule figure_thresholds:
     input:
-        [f"{FIRST}/scores/fused-{f}.json" for f in FUSIONS],
-        [f"{FIRST}/scores/refined-{MAIN_FUSION}-{s}.json" for s in SEGSETS],
-        [f"results/{DATASET}/baselines/scores/baseline-{b}.json" for b in BASELINES],
+        [layout.score_file(RESULTS, SEEDS[0], layout.fused_variant(f)) for f in FUSIONS],
+        [layout.score_file(RESULTS, SEEDS[0], layout.refined_variant(MAIN_FUSION, s)) for s in SEGSETS],
+        [layout.baseline_score_file(RESULTS, b) for b in BASELINES],
     output:
         figure_output("thresholds"),
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/thresholds.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc figures thresholds --scores {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -139,11 +142,11 @@ rule figure_training:
         [f"checkpoints/{DATASET}/seed{s}/train_log.csv" for s in SEEDS],
     output:
         figure_output("training"),
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/training.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc figures training --logs {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"

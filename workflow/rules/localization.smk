@@ -7,16 +7,16 @@ rule cams:
         ckpt=rules.train.output.ckpt,
     output:
         directory("results/{root}/seed{seed}/cams"),
-    params:
-        cfg=lambda w: sections(config, "cams"),
-        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
-    threads: workflow.cores
     log:
         "logs/cams/{root}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/cams/{root}/seed{seed}.tsv",
+        "logs/benchmarks/cams/{root}/seed{seed}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: workflow.cores
+    params:
+        cfg=lambda w: sections(config, "cams"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     shell:
         "OMP_NUM_THREADS={threads} weakloc cams --manifest {input.data}/manifest.csv --split test"
         " --checkpoint {input.ckpt} --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
@@ -27,15 +27,15 @@ rule fuse:
         cams=rules.cams.output,
     output:
         directory("results/{root}/seed{seed}/fused/{fusion}"),
-    params:
-        cfg=lambda w: sections(config, "fusion"),
-        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     log:
         "logs/fuse/{root}/seed{seed}/{fusion}.log",
     benchmark:
-        "logs/benchmarks/fuse/{root}/seed{seed}/{fusion}.tsv",
+        "logs/benchmarks/fuse/{root}/seed{seed}/{fusion}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "fusion"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     shell:
         "weakloc fuse --cams {input.cams} --method {wildcards.fusion} --out {output}"
         " --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
@@ -58,17 +58,17 @@ rule segment:
         weights=segmenter_weights,
     output:
         directory(f"results/{DATASET}/segments/{{segmenter}}/{{key}}"),
-    params:
-        cfg=lambda w: sections(config, "segmenters"),
-        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
-    # network segmenters use every core; superpixels are single-threaded and run side by side
-    threads: lambda w: workflow.cores if w.segmenter in ("sam", "deeplab", "pspnet") else 1
     log:
         f"logs/segment/{DATASET}/{{segmenter}}/{{key}}.log",
     benchmark:
-        f"logs/benchmarks/segment/{DATASET}/{{segmenter}}/{{key}}.tsv",
+        f"logs/benchmarks/segment/{DATASET}/{{segmenter}}/{{key}}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    # network segmenters use every core; superpixels are single-threaded and run side by side
+    threads: lambda w: workflow.cores if w.segmenter in ("sam", "deeplab", "pspnet") else 1
+    params:
+        cfg=lambda w: sections(config, "segmenters"),
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     shell:
         "OMP_NUM_THREADS={threads} weakloc segment --manifest {input.data}/manifest.csv --split test"
         " --segmenter {wildcards.segmenter} --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"
@@ -81,15 +81,15 @@ rule refine:
         segments=lambda w: [segment_dir(s) for s in segsets_members(w.segset)],
     output:
         directory("results/{root}/seed{seed}/refined/{fusion}/{segset}/{refine}"),
-    params:
-        cfg=refine_config,
-        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     log:
         "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.log",
     benchmark:
-        "logs/benchmarks/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.tsv",
+        "logs/benchmarks/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=refine_config,
+        shard="",  # "--shard I/N" in the sharded copy of this rule (shards.smk)
     shell:
         "weakloc refine --fused {input.fused} --cams {input.cams} --segments {input.segments}"
         " --out {output} --config-json {params.cfg:q} {params.shard} > {log} 2>&1"

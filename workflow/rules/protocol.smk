@@ -11,10 +11,11 @@
 # Robustness: data/perturbed/<d>/<level> (a prepared-like copy of the masked manipulated test
 # images) and results/<d>/robustness/<level>/{seed<s>,baselines}.json.
 
+
 wildcard_constraints:
-    peer=r"edgecam|sepl",
+    peer=WILDCARDS["peer"],
     evalset="|".join(CROSS) if CROSS else r"(?!)",
-    level=r"none|(jpeg|blur|noise|resize)-[0-9.]+",
+    level=WILDCARDS["level"],
 
 
 # ---------------------------------------------------------------------------- peer rules
@@ -27,14 +28,14 @@ rule peer_refine:
         segments=lambda w: segment_dir(PEER_SEGMENTER[w.peer]),
     output:
         directory("results/{root}/seed{seed}/peer/{fusion}/{peer}"),
-    params:
-        cfg=lambda w: sections(config, "peer_rules"),
     log:
         "logs/peer/{root}/seed{seed}/{fusion}/{peer}.log",
     benchmark:
-        "logs/benchmarks/peer/{root}/seed{seed}/{fusion}/{peer}.tsv",
+        "logs/benchmarks/peer/{root}/seed{seed}/{fusion}/{peer}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "peer_rules"),
     shell:
         "weakloc peer-refine {wildcards.peer} --fused {input.fused} --segments {input.segments}"
         " --cams {input.cams} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
@@ -49,13 +50,13 @@ use rule cams as cams_cross with:
         ckpt=f"checkpoints/{DATASET}/seed{{seed}}/wcbnet.pt",
     output:
         directory(f"{CROSS_ROOT}/seed{{seed}}/cams"),
-    params:
-        cfg=lambda w: sections(config, "cams"),
-        shard="",
     log:
         f"logs/cams/{DATASET}/cross/{{evalset}}/seed{{seed}}.log",
     benchmark:
-        f"logs/benchmarks/cams/{DATASET}/cross/{{evalset}}/seed{{seed}}.tsv",
+        f"logs/benchmarks/cams/{DATASET}/cross/{{evalset}}/seed{{seed}}.tsv"
+    params:
+        cfg=lambda w: sections(config, "cams"),
+        shard="",
 
 
 use rule detect as detect_cross with:
@@ -65,12 +66,12 @@ use rule detect as detect_cross with:
     output:
         scores=f"{CROSS_ROOT}/seed{{seed}}/detect/scores.csv",
         metrics=f"{CROSS_ROOT}/seed{{seed}}/detect/metrics.json",
-    params:
-        cfg=lambda w: sections(config, "train", "evaluate"),
     log:
         f"logs/detect/{DATASET}/cross/{{evalset}}/seed{{seed}}.log",
     benchmark:
-        f"logs/benchmarks/detect/{DATASET}/cross/{{evalset}}/seed{{seed}}.tsv",
+        f"logs/benchmarks/detect/{DATASET}/cross/{{evalset}}/seed{{seed}}.tsv"
+    params:
+        cfg=lambda w: sections(config, "train", "evaluate"),
 
 
 use rule fuse as fuse_cross with:
@@ -78,13 +79,13 @@ use rule fuse as fuse_cross with:
         cams=f"{CROSS_ROOT}/seed{{seed}}/cams",
     output:
         directory(f"{CROSS_ROOT}/seed{{seed}}/fused/{{fusion}}"),
-    params:
-        cfg=lambda w: sections(config, "fusion"),
-        shard="",
     log:
         f"logs/fuse/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}.log",
     benchmark:
-        f"logs/benchmarks/fuse/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}.tsv",
+        f"logs/benchmarks/fuse/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}.tsv"
+    params:
+        cfg=lambda w: sections(config, "fusion"),
+        shard="",
 
 
 use rule segment as segment_cross with:
@@ -93,13 +94,13 @@ use rule segment as segment_cross with:
         weights=segmenter_weights,
     output:
         directory(f"{CROSS_ROOT}/segments/{{segmenter}}/{{key}}"),
-    params:
-        cfg=lambda w: sections(config, "segmenters"),
-        shard="",
     log:
         f"logs/segment/{DATASET}/cross/{{evalset}}/{{segmenter}}/{{key}}.log",
     benchmark:
-        f"logs/benchmarks/segment/{DATASET}/cross/{{evalset}}/{{segmenter}}/{{key}}.tsv",
+        f"logs/benchmarks/segment/{DATASET}/cross/{{evalset}}/{{segmenter}}/{{key}}.tsv"
+    params:
+        cfg=lambda w: sections(config, "segmenters"),
+        shard="",
 
 
 use rule refine as refine_cross with:
@@ -109,13 +110,13 @@ use rule refine as refine_cross with:
         segments=lambda w: [cross_segment_dir(s, w.evalset) for s in segsets_members(w.segset)],
     output:
         directory(f"{CROSS_ROOT}/seed{{seed}}/refined/{{fusion}}/{{segset}}/{{refine}}"),
-    params:
-        cfg=refine_config,
-        shard="",
     log:
         f"logs/refine/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{segset}}/{{refine}}.log",
     benchmark:
-        f"logs/benchmarks/refine/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{segset}}/{{refine}}.tsv",
+        f"logs/benchmarks/refine/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{segset}}/{{refine}}.tsv"
+    params:
+        cfg=refine_config,
+        shard="",
 
 
 use rule peer_refine as peer_refine_cross with:
@@ -128,7 +129,7 @@ use rule peer_refine as peer_refine_cross with:
     log:
         f"logs/peer/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{peer}}.log",
     benchmark:
-        f"logs/benchmarks/peer/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{peer}}.tsv",
+        f"logs/benchmarks/peer/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{fusion}}/{{peer}}.tsv"
 
 
 use rule score as score_cross with:
@@ -138,13 +139,13 @@ use rule score as score_cross with:
     output:
         json=f"{CROSS_ROOT}/seed{{seed}}/scores/{{variant}}.json",
         csv=f"{CROSS_ROOT}/seed{{seed}}/scores/{{variant}}.csv",
-    params:
-        maps=lambda w: cross_variant_maps(w)[1],
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/score/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{variant}}.log",
     benchmark:
-        f"logs/benchmarks/score/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{variant}}.tsv",
+        f"logs/benchmarks/score/{DATASET}/cross/{{evalset}}/seed{{seed}}/{{variant}}.tsv"
+    params:
+        maps=lambda w: cross_variant_maps(w)[1],
+        cfg=lambda w: sections(config, "evaluate"),
 
 
 use rule baseline as baseline_cross with:
@@ -152,12 +153,12 @@ use rule baseline as baseline_cross with:
         data="data/prepared/{evalset}",
     output:
         directory(f"{CROSS_ROOT}/baselines/{{baseline}}"),
-    params:
-        shard="",
     log:
         f"logs/baseline/{DATASET}/cross/{{evalset}}/{{baseline}}.log",
     benchmark:
-        f"logs/benchmarks/baseline/{DATASET}/cross/{{evalset}}/{{baseline}}.tsv",
+        f"logs/benchmarks/baseline/{DATASET}/cross/{{evalset}}/{{baseline}}.tsv"
+    params:
+        shard="",
 
 
 use rule score as score_baseline_cross with:
@@ -167,13 +168,13 @@ use rule score as score_baseline_cross with:
     output:
         json=f"{CROSS_ROOT}/baselines/scores/baseline-{{baseline}}.json",
         csv=f"{CROSS_ROOT}/baselines/scores/baseline-{{baseline}}.csv",
-    params:
-        maps=lambda w, input: input.maps,
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/score/{DATASET}/cross/{{evalset}}/baselines/{{baseline}}.log",
     benchmark:
-        f"logs/benchmarks/score_baseline/{DATASET}/cross/{{evalset}}/{{baseline}}.tsv",
+        f"logs/benchmarks/score_baseline/{DATASET}/cross/{{evalset}}/{{baseline}}.tsv"
+    params:
+        maps=lambda w, input: input.maps,
+        cfg=lambda w: sections(config, "evaluate"),
 
 
 rule tables_cross:
@@ -182,13 +183,13 @@ rule tables_cross:
         lambda w: cross_scores(w.evalset),
     output:
         directory(f"{CROSS_ROOT}/tables"),
-    params:
-        name=lambda w: f"{w.evalset} (model trained on {DATASET})",
-        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
     log:
         f"logs/tables/{DATASET}/cross/{{evalset}}.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        name=lambda w: f"{w.evalset} (model trained on {DATASET})",
+        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
     shell:
         "weakloc tables {input:q} --name {params.name:q} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -201,12 +202,12 @@ rule perturb:
         data=f"data/prepared/{DATASET}",
     output:
         directory(f"data/perturbed/{DATASET}/{{level}}"),
-    params:
-        cfg=lambda w: sections(config, "robustness"),
     log:
         f"logs/perturb/{DATASET}/{{level}}.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "robustness"),
     shell:
         "weakloc perturb {wildcards.level} --manifest {input.data}/manifest.csv --split test --out {output}"
         " --config-json {params.cfg:q} > {log} 2>&1"
@@ -219,15 +220,15 @@ rule robustness:
         ckpt=f"checkpoints/{DATASET}/seed{{seed}}/wcbnet.pt",
     output:
         f"results/{DATASET}/robustness/{{level}}/seed{{seed}}.json",
-    params:
-        cfg=lambda w: sections(config, "cams", "fusion", "segmenters", "refine", "localize", "evaluate", "robustness"),
-    threads: workflow.cores
     log:
         f"logs/robustness/{DATASET}/{{level}}/seed{{seed}}.log",
     benchmark:
-        f"logs/benchmarks/robustness/{DATASET}/{{level}}/seed{{seed}}.tsv",
+        f"logs/benchmarks/robustness/{DATASET}/{{level}}/seed{{seed}}.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: workflow.cores
+    params:
+        cfg=lambda w: sections(config, "cams", "fusion", "segmenters", "refine", "localize", "evaluate", "robustness"),
     shell:
         "OMP_NUM_THREADS={threads} weakloc robustness {wildcards.level} --manifest {input.data}/manifest.csv"
         " --split test --checkpoint {input.ckpt} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
@@ -239,16 +240,16 @@ rule robustness_baselines:
         data=level_data,
     output:
         f"results/{DATASET}/robustness/{{level}}/baselines.json",
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
-        names=" ".join(BASELINES),
-    threads: 1
     log:
         f"logs/robustness/{DATASET}/{{level}}/baselines.log",
     benchmark:
-        f"logs/benchmarks/robustness/{DATASET}/{{level}}/baselines.tsv",
+        f"logs/benchmarks/robustness/{DATASET}/{{level}}/baselines.tsv"
     conda:
         "../envs/weakloc.yaml"
+    threads: 1
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
+        names=" ".join(BASELINES),
     shell:
         "weakloc robustness-baselines {wildcards.level} --manifest {input.data}/manifest.csv --split test"
         " --baselines {params.names} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
@@ -270,6 +271,10 @@ rule protocol_tables:
             caption="../report/protocol.rst",
             category="Protocol",
         ),
+    log:
+        f"logs/protocol/{DATASET}.log",
+    conda:
+        "../envs/weakloc.yaml"
     params:
         columns=lambda w: " ".join(
             f"--dataset {name} " + " ".join(files)
@@ -278,10 +283,6 @@ rule protocol_tables:
         robustness=lambda w, input: f"--robustness {' '.join(input.robustness)}" if input.robustness else "",
         literature=lambda w, input: f"--literature {input.literature}" if input.literature else "",
         cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "robustness"),
-    log:
-        f"logs/protocol/{DATASET}.log",
-    conda:
-        "../envs/weakloc.yaml"
     shell:
         "weakloc protocol-tables {params.columns} {params.robustness} {params.literature} --out {output}"
         " --config-json {params.cfg:q} > {log} 2>&1"
@@ -292,11 +293,11 @@ rule figure_robustness:
         robustness_files(),
     output:
         figure_output("robustness"),
-    params:
-        cfg=lambda w: sections(config, "evaluate"),
     log:
         f"logs/figures/{DATASET}/robustness.log",
     conda:
         "../envs/weakloc.yaml"
+    params:
+        cfg=lambda w: sections(config, "evaluate"),
     shell:
         "weakloc figures robustness --levels {input} --out {output} --config-json {params.cfg:q} > {log} 2>&1"

@@ -5,8 +5,9 @@
 # everything downstream. With N = 1 (the default) none of this exists. SHARDED, shard_option
 # and shard_folders: common.smk.
 
+
 wildcard_constraints:
-    shard=r"\d+-of-\d+",
+    shard=WILDCARDS["shard"],
 
 
 MERGE = "weakloc shards merge {input:q} --out {output} > {log} 2>&1"
@@ -16,12 +17,12 @@ if "segment" in SHARDED:
     use rule segment as segment_shard with:
         output:
             temp(directory(f"results/{DATASET}/shards/segments/{{segmenter}}/{{key}}/{{shard}}")),
-        params:
-            shard=shard_option,
         log:
             f"logs/segment/{DATASET}/{{segmenter}}/{{key}}/{{shard}}.log",
         benchmark:
-            f"logs/benchmarks/segment_shard/{DATASET}/{{segmenter}}/{{key}}/{{shard}}.tsv",
+            f"logs/benchmarks/segment_shard/{DATASET}/{{segmenter}}/{{key}}/{{shard}}.tsv"
+        params:
+            shard=shard_option,
 
     rule segment_merge:
         input:
@@ -43,12 +44,12 @@ if "cams" in SHARDED:
     use rule cams as cams_shard with:
         output:
             temp(directory("results/{root}/seed{seed}/shards/cams/{shard}")),
-        params:
-            shard=shard_option,
         log:
             "logs/cams/{root}/seed{seed}/{shard}.log",
         benchmark:
-            "logs/benchmarks/cams_shard/{root}/seed{seed}/{shard}.tsv",
+            "logs/benchmarks/cams_shard/{root}/seed{seed}/{shard}.tsv"
+        params:
+            shard=shard_option,
 
     rule cams_merge:
         input:
@@ -70,12 +71,12 @@ if "baseline" in SHARDED:
     use rule baseline as baseline_shard with:
         output:
             temp(directory(f"results/{DATASET}/shards/baselines/{{baseline}}/{{shard}}")),
-        params:
-            shard=shard_option,
         log:
             f"logs/baseline/{DATASET}/{{baseline}}/{{shard}}.log",
         benchmark:
-            f"logs/benchmarks/baseline_shard/{DATASET}/{{baseline}}/{{shard}}.tsv",
+            f"logs/benchmarks/baseline_shard/{DATASET}/{{baseline}}/{{shard}}.tsv"
+        params:
+            shard=shard_option,
 
     rule baseline_merge:
         input:
@@ -97,12 +98,12 @@ if "fuse" in SHARDED:
     use rule fuse as fuse_shard with:
         output:
             temp(directory("results/{root}/seed{seed}/shards/fused/{fusion}/{shard}")),
-        params:
-            shard=shard_option,
         log:
             "logs/fuse/{root}/seed{seed}/{fusion}/{shard}.log",
         benchmark:
-            "logs/benchmarks/fuse_shard/{root}/seed{seed}/{fusion}/{shard}.tsv",
+            "logs/benchmarks/fuse_shard/{root}/seed{seed}/{fusion}/{shard}.tsv"
+        params:
+            shard=shard_option,
 
     rule fuse_merge:
         input:
@@ -124,12 +125,12 @@ if "refine" in SHARDED:
     use rule refine as refine_shard with:
         output:
             temp(directory("results/{root}/seed{seed}/shards/refined/{fusion}/{segset}/{refine}/{shard}")),
-        params:
-            shard=shard_option,
         log:
             "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}/{shard}.log",
         benchmark:
-            "logs/benchmarks/refine_shard/{root}/seed{seed}/{fusion}/{segset}/{refine}/{shard}.tsv",
+            "logs/benchmarks/refine_shard/{root}/seed{seed}/{fusion}/{segset}/{refine}/{shard}.tsv"
+        params:
+            shard=shard_option,
 
     rule refine_merge:
         input:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weakloc.commands import add_config_options, config_from_args
+from weakloc.commands import add_command, add_config_options, add_group, add_out, config_from_args
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -38,23 +38,21 @@ def register(subparsers) -> None:
     """Add ``data download`` and ``data prepare`` to ``subparsers``."""
     from weakloc.datasets import DATASETS
 
-    data = subparsers.add_parser("data", help="download and prepare datasets",
-                                 description="Download raw datasets and prepare them into manifest + images + masks.")
-    sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    sub = add_group(subparsers, "data", "download and prepare datasets",
+                    "Download raw datasets and prepare them into manifest + images + masks.",
+                    dest="data_command", metavar="ACTION")
 
-    dl = sub.add_parser("download", help="fetch/extract a dataset's raw files into data/raw/NAME",
-                        description="Fetch (pooch, checksummed where pinned) and safely extract a dataset's raw "
-                                    "files. For synthetic and folder there is nothing to download: a message, exit 0.")
-    dl.add_argument("name", metavar="NAME", choices=sorted(DATASETS), help=f"one of: {', '.join(sorted(DATASETS))}")
-    dl.add_argument("--out", required=True, metavar="DIR", help="raw folder to fill (data/raw/NAME)")
-    dl.add_argument("--archive", metavar="PATH", help="archive downloaded by hand (overrides dataset.archive)")
-    dl.add_argument("--masks-archive", metavar="PATH", help="ground-truth archive (overrides dataset.masks_archive)")
-    add_config_options(dl, sections=('dataset',))
-    dl.set_defaults(func=_download)
+    p = add_command(sub, "download", _download, "fetch/extract a dataset's raw files into data/raw/NAME",
+                    "Fetch (pooch, checksummed where pinned) and safely extract a dataset's raw "
+                    "files. For synthetic and folder there is nothing to download: a message, exit 0.")
+    p.add_argument("name", metavar="NAME", choices=sorted(DATASETS), help=f"one of: {', '.join(sorted(DATASETS))}")
+    add_out(p, "DIR", "raw folder to fill (data/raw/NAME)")
+    p.add_argument("--archive", metavar="PATH", help="archive downloaded by hand (overrides dataset.archive)")
+    p.add_argument("--masks-archive", metavar="PATH", help="ground-truth archive (overrides dataset.masks_archive)")
+    add_config_options(p, sections=('dataset',))
 
-    pr = sub.add_parser("prepare", help="build manifest.csv, images/ and masks/ for the configured dataset",
-                        description="Prepare dataset.name from the config into DIR (manifest.csv, images/, masks/).")
-    pr.add_argument("--out", required=True, metavar="DIR", help="output folder (data/prepared/NAME)")
-    pr.add_argument("--raw", metavar="DIR", help="raw folder (default data/raw/NAME; for folder: dataset.folder.path)")
-    add_config_options(pr, sections=('dataset',))
-    pr.set_defaults(func=_prepare)
+    p = add_command(sub, "prepare", _prepare, "build manifest.csv, images/ and masks/ for the configured dataset",
+                    "Prepare dataset.name from the config into DIR (manifest.csv, images/, masks/).")
+    add_out(p, "DIR", "output folder (data/prepared/NAME)")
+    p.add_argument("--raw", metavar="DIR", help="raw folder (default data/raw/NAME; for folder: dataset.folder.path)")
+    add_config_options(p, sections=('dataset',))

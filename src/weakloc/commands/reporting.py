@@ -2,9 +2,11 @@
 
 One sub-command per figure; the workflow passes every input path explicitly::
 
-    weakloc figures examples   --manifest M --cams DIR [--fused DIR ...] [--segments DIR ...] [--refined DIR ...] --out PNG
+    weakloc figures examples   --manifest M --cams DIR [--fused DIR ...] [--segments DIR ...]
+                               [--refined DIR ...] --out PNG
     weakloc figures segmenters --scores JSON [JSON ...] [--metric f1] --out PNG
     weakloc figures thresholds --scores JSON [JSON ...] --out PNG
+    weakloc figures robustness --levels JSON [JSON ...] --out PNG
     weakloc figures training   --logs CSV [CSV ...] --out PNG
 """
 
@@ -13,54 +15,61 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weakloc.commands import add_config_options, add_manifest_options, config_from_args
+from weakloc.commands import (
+    add_command,
+    add_config_options,
+    add_group,
+    add_input,
+    add_manifest_options,
+    add_out,
+    config_from_args,
+)
+
+
+def _finish_figure(p: argparse.ArgumentParser) -> None:
+    """The options every figure ends with: ``--out PNG`` and the ``evaluate`` section."""
+    add_out(p, "PNG", "figure file")
+    add_config_options(p, sections=("evaluate",))
 
 
 def register(subparsers) -> None:
     """Add this topic's sub-commands to ``subparsers``."""
-    p = subparsers.add_parser("figures", help="draw the study's figures (PNG)",
-                              description="Draw one of the study's figures as a PNG from explicit input files.")
-    figs = p.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    figs = add_group(subparsers, "figures", "draw the study's figures (PNG)",
+                     "Draw one of the study's figures as a PNG from explicit input files.",
+                     dest="figure", metavar="FIGURE")
 
-    ex = figs.add_parser("examples", help="qualitative panels: image, ground truth, block maps, fused, segments, refined",
-                         description="One row per test image chosen with a seeded RNG among manipulated images "
-                                     "with a mask (evaluate.n_examples, evaluate.examples_seed).")
-    add_manifest_options(ex, "choose from")
-    ex.add_argument("--cams", required=True, metavar="DIR", help="results/{d}/seed{s}/cams (with block{b}/ folders)")
-    ex.add_argument("--fused", nargs="*", default=[], metavar="DIR", help="fused/{fusion} folders, one column each")
-    ex.add_argument("--segments", nargs="*", default=[], metavar="DIR", help="segments/{segmenter}/{key} folders")
-    ex.add_argument("--refined", nargs="*", default=[], metavar="DIR", help="refined/{fusion}/{segset} folders")
-    ex.add_argument("--n", type=int, default=None, help="images to show (default: evaluate.n_examples)")
-    ex.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(ex, sections=('evaluate',))
-    ex.set_defaults(func=_examples)
+    p = add_command(figs, "examples", _examples,
+                    "qualitative panels: image, ground truth, block maps, fused, segments, refined",
+                    "One row per test image chosen with a seeded RNG among manipulated images "
+                    "with a mask (evaluate.n_examples, evaluate.examples_seed).")
+    add_manifest_options(p, "choose from")
+    add_input(p, "--cams", "results/{d}/seed{s}/cams (with block{b}/ folders)")
+    for flag, text in (("--fused", "fused/{fusion} folders, one column each"),
+                       ("--segments", "segments/{segmenter}/{key} folders"),
+                       ("--refined", "refined/{fusion}/{segset} folders")):
+        p.add_argument(flag, nargs="*", default=[], metavar="DIR", help=text)
+    p.add_argument("--n", type=int, default=None, help="images to show (default: evaluate.n_examples)")
+    _finish_figure(p)
 
-    seg = figs.add_parser("segmenters", help="F1 of the fused map and of each refinement, one point per seed",
-                          description="Points per seed and the mean over seeds of each fused-*/refined-* score file.")
-    seg.add_argument("--scores", nargs="+", required=True, metavar="JSON", help="fused-*.json and refined-*.json score files")
-    seg.add_argument("--metric", default="f1", help="top-level key of the score files to plot (default: f1)")
-    seg.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(seg, sections=('evaluate',))
-    seg.set_defaults(func=_segmenters)
+    p = add_command(figs, "segmenters", _segmenters,
+                    "F1 of the fused map and of each refinement, one point per seed",
+                    "Points per seed and the mean over seeds of each fused-*/refined-* score file.")
+    add_input(p, "--scores", "fused-*.json and refined-*.json score files", metavar="JSON", nargs="+")
+    p.add_argument("--metric", default="f1", help="top-level key of the score files to plot (default: f1)")
+    _finish_figure(p)
 
-    thr = figs.add_parser("thresholds", help="pixel F1 against the threshold for each variant",
-                          description="Draws each score file's threshold_curve (mean over seeds, band = std).")
-    thr.add_argument("--scores", nargs="+", required=True, metavar="JSON", help="score files (fused, refined, baseline)")
-    thr.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(thr, sections=('evaluate',))
-    thr.set_defaults(func=_thresholds)
+    p = add_command(figs, "thresholds", _thresholds, "pixel F1 against the threshold for each variant",
+                    "Draws each score file's threshold_curve (mean over seeds, band = std).")
+    add_input(p, "--scores", "score files (fused, refined, baseline)", metavar="JSON", nargs="+")
+    _finish_figure(p)
 
-    rb = figs.add_parser("robustness", help="pixel F1 against the perturbation level (robustness protocol)")
-    rb.add_argument("--levels", nargs="+", required=True, metavar="JSON", help="`weakloc robustness` outputs")
-    rb.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(rb, sections=("evaluate",))
-    rb.set_defaults(func=_robustness)
+    p = add_command(figs, "robustness", _robustness, "pixel F1 against the perturbation level (robustness protocol)")
+    add_input(p, "--levels", "`weakloc robustness` outputs", metavar="JSON", nargs="+")
+    _finish_figure(p)
 
-    tr = figs.add_parser("training", help="training/validation loss and validation AUC against the epoch")
-    tr.add_argument("--logs", nargs="+", required=True, metavar="CSV", help="train_log.csv files, one per run")
-    tr.add_argument("--out", required=True, metavar="PNG", help="figure file")
-    add_config_options(tr, sections=('evaluate',))
-    tr.set_defaults(func=_training)
+    p = add_command(figs, "training", _training, "training/validation loss and validation AUC against the epoch")
+    add_input(p, "--logs", "train_log.csv files, one per run", metavar="CSV", nargs="+")
+    _finish_figure(p)
 
 
 def _done(args: argparse.Namespace, detail: str = "") -> int:

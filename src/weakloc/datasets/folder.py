@@ -19,7 +19,7 @@ from pathlib import Path
 
 from weakloc.errors import WeaklocError
 
-from .registry import RawSample
+from .spec import RawSample
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -35,7 +35,8 @@ def collect_folder(root: Path, config: dict) -> list[RawSample]:
         raise WeaklocError(f"{root}: folder dataset not found (key dataset.folder.path)")
     auth, manip, masks = root / "authentic", root / "manipulated", root / "masks"
     if not auth.is_dir() and not manip.is_dir():
-        raise WeaklocError(f"{root}: a folder dataset needs authentic/ and/or manipulated/ subfolders (see docs/datasets.md)")
+        raise WeaklocError(f"{root}: a folder dataset needs authentic/ and/or manipulated/ subfolders "
+                           f"(see docs/datasets.md)")
     samples: list[RawSample] = []
     for label, folder in ((0, auth), (1, manip)):
         if not folder.is_dir():

@@ -38,14 +38,18 @@ from weakloc.errors import WeaklocError
 OBJECT_RULES_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ObjectSettings:
-    """How photos are partitioned into the segments that object regions are merged from."""
+    """How photos are partitioned into the segments that object regions are merged from.
 
-    scale: float = 300.0     # Felzenszwalb scale at the working resolution (larger = larger segments)
+    ``scale`` and ``work_side`` are ``dataset.synthetic.object_scale`` / ``object_work_side``
+    (given by the caller); ``sigma`` and ``min_size`` are fixed rules of the generator.
+    """
+
+    scale: float             # Felzenszwalb scale at the working resolution (larger = larger segments)
     sigma: float = 0.8       # Gaussian pre-smoothing
     min_size: int = 40       # smallest segment, in working-resolution pixels
-    work_side: int = 384     # the photo's longer side while it is partitioned
+    work_side: int           # the photo's longer side while it is partitioned
 
     def key_payload(self) -> dict:
         return {"rules": OBJECT_RULES_VERSION, **asdict(self)}
@@ -80,7 +84,7 @@ def _partition_now(photo: Image.Image, settings: ObjectSettings) -> np.ndarray:
     return finalize_partition(labels, settings.min_size)
 
 
-def photo_partition(photo: Image.Image, settings: ObjectSettings = ObjectSettings(),
+def photo_partition(photo: Image.Image, settings: ObjectSettings,
                     cache_dir: str | Path | None = None) -> np.ndarray:
     """The photo's partition at the working resolution, ``(h, w) int32`` ids ``0..R-1`` (cached).
 
@@ -160,7 +164,7 @@ def object_region(labels: np.ndarray, rgb: np.ndarray, area_fraction: float, are
                     for c in range(3)], axis=1) / np.maximum(sizes, 1)[:, None]
     a, b, _ = _shared_borders(labels)
     neighbours: list[list[int]] = [[] for _ in range(n)]
-    for i, j in zip(a.tolist(), b.tolist()):
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
         neighbours[i].append(j)
         neighbours[j].append(i)
     candidates = np.flatnonzero(sizes <= max(target, lo * total))

@@ -22,8 +22,8 @@ import hashlib
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,8 @@ from weakloc.errors import WeaklocError
 from weakloc.io import read_rgb, replace_dir, write_mask
 from weakloc.manifest import SPLITS, write_manifest
 
-from .registry import RawSample, get_dataset
+from .registry import get_dataset
+from .spec import RawSample
 
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: camera JPEGs with extra frames; the bytes are a JPEG file
 
@@ -177,12 +178,13 @@ def _raw_dir_for(name: str, config: dict, raw_dir: str | Path | None) -> Path:
         return Path(path)
     path = Path(raw_dir) if raw_dir else Path("data/raw") / name
     if not path.is_dir():
-        raise WeaklocError(f"{path}: raw dataset folder not found; run `weakloc data download {name} --out {path}` first "
-                           f"(see docs/datasets.md)")
+        raise WeaklocError(f"{path}: raw dataset folder not found; run "
+                           f"`weakloc data download {name} --out {path}` first (see docs/datasets.md)")
     return path
 
 
-def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | None = None, progress: bool = True) -> Path:
+def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | None = None,
+                    progress: bool = True) -> Path:
     """Prepare ``config["dataset"]["name"]`` into ``out_dir``; returns the manifest's path.
 
     ``config``: the validated study config (:func:`weakloc.config.validate_config`).

@@ -21,12 +21,12 @@ import numpy as np
 
 from weakloc.io import IMAGE_SUFFIXES
 
-from .registry import DatasetSpec, Download, RawSample
+from .spec import DatasetSpec, Download, RawSample
 
 _SKIP_DIRS = {"__MACOSX"}
 
 
-def _files(root: Path) -> list[Path]:
+def raw_files(root: Path) -> list[Path]:
     """Every regular, non-hidden file below ``root`` (sorted; macOS resource forks skipped)."""
     out = []
     for p in sorted(Path(root).rglob("*")):
@@ -47,7 +47,7 @@ def _rel(p: Path, root: Path) -> str:
         return str(p)
 
 
-def _gt_masks(files: list[Path]) -> dict[str, Path]:
+def ground_truth_masks(files: list[Path]) -> dict[str, Path]:
     """Ground-truth masks by the stem of the image they belong to.
 
     ``<stem>_gt.png`` anywhere, and ``<stem>.png`` inside a folder whose name contains
@@ -61,7 +61,8 @@ def _gt_masks(files: list[Path]) -> dict[str, Path]:
             continue
         if p.stem.endswith("_gt"):
             masks.setdefault(p.stem[: -len("_gt")], p)
-        elif any("groundtruth" in part.lower().replace(" ", "") or part.lower() == "gt" for part in p.parent.parts[-2:]):
+        elif any("groundtruth" in part.lower().replace(" ", "") or part.lower() == "gt"
+                 for part in p.parent.parts[-2:]):
             masks.setdefault(p.stem, p)
     return masks
 
@@ -76,8 +77,8 @@ def _collect_casia(root: Path, name: str, tampered_prefix: str) -> list[RawSampl
     ``Tp_D_...`` / ``Tp_S_...`` (2.0) and ``Sp_D_...`` / ``Sp_S_...`` (1.0) tampered, ``D``
     = spliced from a different image, ``S`` = copy-move within the same image.
     """
-    files = _files(root)
-    masks = _gt_masks(files)
+    files = raw_files(root)
+    masks = ground_truth_masks(files)
     mask_paths = set(masks.values())
     samples: list[RawSample] = []
     for p in files:
@@ -126,7 +127,7 @@ def collect_columbia(root: Path, config: dict) -> list[RawSample]:
     Masks: ``4cam_splc/edgemask/<stem>_edgemask.jpg`` (any image suffix accepted).
     Layout from https://www.ee.columbia.edu/ln/dvmm/downloads/authsplcuncmp/.
     """
-    files = _files(root)
+    files = raw_files(root)
     edge = {p.stem[: -len("_edgemask")]: p for p in files if p.stem.endswith("_edgemask") and _is_image(p)}
     samples: list[RawSample] = []
     for p in files:
@@ -135,7 +136,8 @@ def collect_columbia(root: Path, config: dict) -> list[RawSample]:
         if p.parent.name == "4cam_auth":
             samples.append(RawSample(p.stem, 0, p, None, f"columbia: {_rel(p, root)}"))
         elif p.parent.name == "4cam_splc":
-            samples.append(RawSample(p.stem, 1, p, edge.get(p.stem), f"columbia: {_rel(p, root)}", mask_rule="columbia"))
+            samples.append(RawSample(p.stem, 1, p, edge.get(p.stem), f"columbia: {_rel(p, root)}",
+                                     mask_rule="columbia"))
     return samples
 
 
@@ -151,7 +153,7 @@ def collect_coverage(root: Path, config: dict) -> list[RawSample]:
     ``NNpaste.tif`` are the source and target of the copy and are not used). Layout from the
     dataset's description (Wen et al., ICIP 2016, https://github.com/wenbihan/coverage).
     """
-    files = _files(root)
+    files = raw_files(root)
     forged = {}
     for p in files:
         m = re.match(r"^(\d+)forged$", p.stem)
@@ -219,7 +221,8 @@ COLUMBIA = DatasetSpec(
     homepage="https://www.ee.columbia.edu/ln/dvmm/downloads/authsplcuncmp/",
     collect=collect_columbia,
     manual=("request the archive through the form at https://www.ee.columbia.edu/ln/dvmm/downloads/authsplcuncmp/ "
-            "(dlform.html), then run `weakloc data download columbia --out data/raw/columbia --archive PATH/TO/ARCHIVE`"),
+            "(dlform.html), then run "
+            "`weakloc data download columbia --out data/raw/columbia --archive PATH/TO/ARCHIVE`"),
 )
 
 COVERAGE = DatasetSpec(

@@ -1,74 +1,33 @@
-"""The dataset registry: what each dataset is, where it comes from, how its files map to samples.
+"""The dataset registry: ``DATASETS`` maps each ``dataset.name`` of the config to its :class:`DatasetSpec`.
 
-Each :class:`DatasetSpec` names a dataset's source (URL and sha256 where a stable download
-exists, otherwise manual-download instructions), licence and citation, and a ``collect``
-function that turns its extracted files into :class:`RawSample` records (image, mask rule,
-label). :func:`weakloc.datasets.prepare.prepare_dataset` does the rest the same way for all.
+The public sets' entries are in :mod:`weakloc.datasets.public`; the two built here need no
+download: the embedded synthetic generator (:mod:`weakloc.datasets.synthetic`, which
+:func:`weakloc.datasets.prepare.prepare_dataset` runs instead of a ``collect``) and a user's
+folder (:mod:`weakloc.datasets.folder`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
 from weakloc.errors import WeaklocError
 
+from .folder import collect_folder
+from .public import PUBLIC_DATASETS
+from .spec import DatasetSpec
 
-@dataclass(frozen=True)
-class RawSample:
-    """One sample as found in a raw dataset tree.
+SYNTHETIC = DatasetSpec(
+    "synthetic", "Synthetic forgeries from photographs shipped in installed packages (embedded default)",
+    licence="generated; source photos: public domain / CC0 / CC-BY 2.0 / Middlebury (see docs/datasets.md)",
+    citation="this project (weakloc); see docs/datasets.md for the source photographs' credits",
+    homepage="docs/datasets.md")
 
-    ``mask``: the ground-truth file, or None (authentic: an all-zero mask is written;
-    manipulated: the ground truth is unknown and the manifest's ``mask`` stays empty).
-    ``mask_rule``: how the mask file becomes ``(H, W) bool`` (a key of
-    :data:`weakloc.datasets.prepare.MASK_RULES`: ``binary`` = value > 127, ``nonzero``,
-    ``columbia`` = the Columbia edge-mask colours).
-    """
+FOLDER = DatasetSpec("folder", "A user's own images: authentic/, manipulated/, optional masks/", licence="the user's",
+                     citation="", homepage="docs/datasets.md", collect=collect_folder)
 
-    id: str
-    label: int
-    image: Path
-    mask: Path | None
-    source: str
-    mask_rule: str = "binary"
-
-
-@dataclass(frozen=True)
-class Download:
-    """One downloadable file: URL, sha256 (None = not pinned), the name to save it under."""
-
-    url: str
-    sha256: str | None
-    filename: str
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registry entry.
-
-    ``downloads``: files fetched by ``weakloc data download`` (empty = no stable URL; the
-    user supplies ``dataset.archive`` and, for CASIA 2.0, ``dataset.masks_archive``).
-    ``collect(raw_dir, config) -> list[RawSample]`` maps the extracted tree to samples.
-    """
-
-    name: str
-    title: str
-    licence: str
-    citation: str
-    homepage: str
-    collect: Callable[[Path, dict], list[RawSample]] | None = None
-    downloads: tuple[Download, ...] = ()
-    masks_download: Download | None = None
-    manual: str = ""
-    needs_masks_archive: bool = False
-    notes: str = ""
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (SYNTHETIC, *PUBLIC_DATASETS, FOLDER)}
 
 
 def get_dataset(name: str) -> DatasetSpec:
     """The registry entry ``name``; a :class:`WeaklocError` listing the known names otherwise."""
-    from weakloc.datasets import DATASETS
-
     try:
         return DATASETS[name]
     except KeyError:

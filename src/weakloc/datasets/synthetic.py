@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from weakloc.config import Section
 from weakloc.errors import WeaklocError
 
 # ----------------------------------------------------------------------------- sources
@@ -68,20 +69,23 @@ class SourcePhoto:
     licence: str
 
 
-SOURCE_PHOTOS: tuple[SourcePhoto, ...] = (
-    SourcePhoto("astronaut", "scikit-image", "public domain (NASA)"),
-    SourcePhoto("chelsea", "scikit-image", "CC0 (Stefan van der Walt)"),
-    SourcePhoto("coffee", "scikit-image", "CC0 (Rachel Michetti)"),
-    SourcePhoto("rocket", "scikit-image", "public domain (SpaceX)"),
-    SourcePhoto("motorcycle_left", "scikit-image", "Middlebury 2014 stereo benchmark (research use, cite Scharstein et al. 2014)"),
-    SourcePhoto("motorcycle_right", "scikit-image", "Middlebury 2014 stereo benchmark (research use, cite Scharstein et al. 2014)"),
-    SourcePhoto("hubble_deep_field", "scikit-image", "public domain (NASA)"),
-    SourcePhoto("immunohistochemistry", "scikit-image", "no known copyright restrictions (CMMI)"),
-    SourcePhoto("retina", "scikit-image", "CC0 (Mikael Haggstrom, Wikimedia Commons)"),
-    SourcePhoto("china", "scikit-learn", "CC-BY 2.0 (danielbuechele on Flickr)"),
-    SourcePhoto("flower", "scikit-learn", "CC-BY 2.0 (vultilion on Flickr)"),
-    SourcePhoto("grace_hopper", "matplotlib", "public domain (US Navy)"),
+_MIDDLEBURY = "Middlebury 2014 stereo benchmark (research use, cite Scharstein et al. 2014)"
+
+#: The photographs, by the package that ships them: (name, licence) each, in the generator's order.
+_PHOTOS_BY_PACKAGE: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("scikit-image", (("astronaut", "public domain (NASA)"), ("chelsea", "CC0 (Stefan van der Walt)"),
+                      ("coffee", "CC0 (Rachel Michetti)"), ("rocket", "public domain (SpaceX)"),
+                      ("motorcycle_left", _MIDDLEBURY), ("motorcycle_right", _MIDDLEBURY),
+                      ("hubble_deep_field", "public domain (NASA)"),
+                      ("immunohistochemistry", "no known copyright restrictions (CMMI)"),
+                      ("retina", "CC0 (Mikael Haggstrom, Wikimedia Commons)"))),
+    ("scikit-learn", (("china", "CC-BY 2.0 (danielbuechele on Flickr)"),
+                      ("flower", "CC-BY 2.0 (vultilion on Flickr)"))),
+    ("matplotlib", (("grace_hopper", "public domain (US Navy)"),)),
 )
+
+SOURCE_PHOTOS: tuple[SourcePhoto, ...] = tuple(
+    SourcePhoto(name, package, licence) for package, photos in _PHOTOS_BY_PACKAGE for name, licence in photos)
 
 
 def _load_source(name: str) -> np.ndarray:
@@ -112,7 +116,8 @@ def source_images() -> tuple[Image.Image, ...]:
         try:
             arr = _load_source(photo.name)
         except Exception as exc:  # a package without its sample data
-            raise WeaklocError(f"synthetic dataset: cannot load source photo {photo.name!r} from {photo.package} ({exc})") from None
+            raise WeaklocError(f"synthetic dataset: cannot load source photo {photo.name!r} from {photo.package} "
+                               f"({exc})") from None
         arr = np.ascontiguousarray(np.asarray(arr)[..., :3], dtype=np.uint8)
         out.append(Image.fromarray(arr, mode="RGB"))
     return tuple(out)
@@ -145,7 +150,7 @@ def _folder_photos_cached(folder: str, size: int, stamp: tuple) -> tuple[tuple[s
     return _folder_photos(folder, size)
 
 
-def photo_set(settings: "SyntheticSettings") -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+def photo_set(settings: SyntheticSettings) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
     """The generator's photographs as ``(names, Pillow RGB images)``, in a fixed order.
 
     The package photos of :data:`SOURCE_PHOTOS`, or, with ``photos_dir`` set, the image files
@@ -165,40 +170,42 @@ def photo_set(settings: "SyntheticSettings") -> tuple[tuple[str, ...], tuple[Ima
 
 
 @dataclass(frozen=True)
-class SyntheticSettings:
-    """The ``dataset.synthetic`` config section (see the schema for each key's meaning)."""
+class SyntheticSettings(Section):
+    """The ``dataset.synthetic`` config section (see the schema for each key's meaning).
 
-    n_images: int = 600
-    size: int = 256
-    manipulated_fraction: float = 0.5
-    copy_move_fraction: float = 0.4
-    region_area: tuple[float, float] = (0.01, 0.3)
-    quality_range: tuple[int, int] = (60, 95)
-    final_quality_range: tuple[int, int] = (75, 98)
-    png_fraction: float = 0.2
-    uncompressed_fraction: float = 0.15
-    double_fraction: float = 0.25
-    host_grid_shift_fraction: float = 0.2
-    misaligned_fraction: float = 0.75
-    min_quality_gap: int = 8
-    adjust_fraction: float = 0.3
-    feather_fraction: float = 0.3
-    global_adjust_fraction: float = 0.1
-    photos_dir: str | None = None
-    region_source: str = "shapes"
-    object_scale: float = 300.0
-    object_work_side: int = 384
+    Build it with ``from_config`` or ``from_section``: a key the mapping lacks takes the schema's
+    default. The three ranges become ``(low, high)`` tuples, low <= high.
+    """
 
-    @classmethod
-    def from_config(cls, section: dict) -> "SyntheticSettings":
-        kwargs = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+    SECTION = "dataset.synthetic"
+
+    n_images: int
+    size: int
+    manipulated_fraction: float
+    copy_move_fraction: float
+    region_area: tuple[float, float]
+    quality_range: tuple[int, int]
+    final_quality_range: tuple[int, int]
+    png_fraction: float
+    uncompressed_fraction: float
+    double_fraction: float
+    host_grid_shift_fraction: float
+    misaligned_fraction: float
+    min_quality_gap: int
+    adjust_fraction: float
+    feather_fraction: float
+    global_adjust_fraction: float
+    photos_dir: str | None
+    region_source: str
+    object_scale: float
+    object_work_side: int
+
+    def __post_init__(self) -> None:
         for key in ("region_area", "quality_range", "final_quality_range"):
-            if key in kwargs:
-                lo, hi = kwargs[key]
-                if lo > hi:
-                    raise WeaklocError(f"key dataset.synthetic.{key}: minimum {lo} is above maximum {hi}")
-                kwargs[key] = (type(lo)(lo), type(hi)(hi))
-        return cls(**kwargs)
+            lo, hi = getattr(self, key)
+            if lo > hi:
+                raise WeaklocError(f"key dataset.synthetic.{key}: minimum {lo} is above maximum {hi}")
+            object.__setattr__(self, key, (type(lo)(lo), type(hi)(hi)))
 
 
 def _is_chosen(index: int, fraction: float) -> bool:
@@ -300,7 +307,8 @@ def _radial_profile(rng: np.random.Generator, shape: str, thetas: np.ndarray) ->
     if shape == "polygon":
         k = int(rng.integers(3, 10))
         # keep vertices apart so the polygon stays star-shaped around the centre
-        angles = np.sort((np.arange(k) + rng.uniform(-0.35, 0.35, size=k)) * (2 * np.pi / k) + rng.uniform(0, 2 * np.pi)) % (2 * np.pi)
+        angles = np.sort((np.arange(k) + rng.uniform(-0.35, 0.35, size=k)) * (2 * np.pi / k)
+                         + rng.uniform(0, 2 * np.pi)) % (2 * np.pi)
         angles = np.sort(angles)
         radii = rng.uniform(0.45, 1.0, size=k)
         px, py = radii * np.cos(angles), radii * np.sin(angles)
@@ -356,11 +364,13 @@ def region_mask(size: int, area_fraction: float, rng: np.random.Generator, shape
     mask[top] = True
     mask = mask.reshape(size, size)
     ys, xs = np.nonzero(mask)
-    info = {"shape": shape, "centre": (cy, cx), "bbox": (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)}
+    info = {"shape": shape, "centre": (cy, cx),
+            "bbox": (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)}
     return mask, info
 
 
-def _copy_shift(bbox: tuple[int, int, int, int], size: int, rng: np.random.Generator, misaligned: bool) -> tuple[int, int] | None:
+def _copy_shift(bbox: tuple[int, int, int, int], size: int, rng: np.random.Generator,
+                misaligned: bool) -> tuple[int, int] | None:
     """A shift (dy, dx) so that the source region (target minus shift) lies inside the image.
 
     ``misaligned``: the shift is not a multiple of 8 in at least one axis; otherwise it is a
@@ -416,7 +426,8 @@ class SyntheticSample:
     recipe: str
 
 
-def _history(rgb: np.ndarray, rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, list[str], int | None]:
+def _history(rgb: np.ndarray, rng: np.random.Generator,
+             s: SyntheticSettings) -> tuple[np.ndarray, list[str], int | None]:
     """Apply a host JPEG history; returns the decoded image, recipe parts and the last quality."""
     parts: list[str] = []
     if rng.random() < s.uncompressed_fraction:
@@ -480,95 +491,107 @@ def _object_region(kind: str, photos, host_i: int, host_view, area: float, misal
     return region, info
 
 
-def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> SyntheticSample:
-    """Generate image ``index`` of the dataset for ``seed`` (depends on nothing else)."""
-    s = settings
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    names, photos = photo_set(s)
-    kind = sample_kind(index, s)
-    size = s.size
-    host_i = int(rng.integers(0, len(photos)))
-    host, host_box, host_flip = _random_view_box(photos[host_i], size, rng)
-    host_view = host
-    host, parts, q_host = _history(host, rng, s)
-    parts.insert(0, f"photo={names[host_i]}")
-    mask = np.zeros((size, size), dtype=bool)
-    image = host
-
-    if kind != "authentic":
-        lo, hi = s.region_area
-        area = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        misaligned = rng.random() < s.misaligned_fraction
-        feather = rng.random() < s.feather_fraction
-        found = None
-        if s.region_source == "objects":
-            found = _object_region(kind, photos, host_i, (host_view, host_box, host_flip), area, misaligned or q_host is None, rng, s)
-        region, info = found if found is not None else region_mask(size, area, rng)
-        parts.append(f"kind={kind} shape={info['shape']} area={region.mean():.4f}")
-        if kind == "splice":
-            if "donor" in info:  # the object's own photo
-                donor_i, donor = info["donor"]
-            else:
-                donor_choices = [i for i in range(len(photos)) if i != host_i]
-                donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
-                donor = _random_view(photos[donor_i], size, rng)
-            off = _random_offset(rng) if misaligned else (0, 0)
-            donor_uncompressed = q_host is not None and rng.random() < 0.25
-            if donor_uncompressed:
-                parts.append(f"donor={names[donor_i]} uncompressed")
-            else:
-                gap = 0 if (misaligned and rng.random() < 0.5) else s.min_quality_gap
-                q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, gap)
-                donor = jpeg_roundtrip(donor, q2, off, 2 if rng.random() < 0.75 else 0)
-                parts.append(f"donor={names[donor_i]} q2={q2} grid={off[0]}x{off[1]}")
-            if rng.random() < s.adjust_fraction:
-                donor = _colour_adjust(donor, rng, 0.15)
-                parts.append("colour-matched")
-            content = donor
-        else:  # copy-move from the host itself
-            shift = info["shift"] if "shift" in info else _copy_shift(info["bbox"], size, rng, misaligned or q_host is None)
-            if shift is None:  # region too large for a clean shift: make it smaller
-                region, info = region_mask(size, max(lo, area / 3), rng, info["shape"])
-                shift = _copy_shift(info["bbox"], size, rng, True) or (8 + 3, 5)
-                parts[-1] = f"kind={kind} shape={info['shape']} area={region.mean():.4f}"
-            dy, dx = shift
-            content = np.roll(host, (dy, dx), axis=(0, 1))  # content[y, x] = host[y - dy, x - dx]
-            parts.append(f"shift={dy}x{dx}")
-            aligned = dy % 8 == 0 and dx % 8 == 0
-            if q_host is None or aligned:
-                # an aligned or uncompressed copy leaves no trace: the copy was also edited
-                if q_host is None or rng.random() < 0.5:
-                    q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, s.min_quality_gap)
-                    off = _random_offset(rng) if q_host is None else (0, 0)
-                    content = jpeg_roundtrip(content, q2, off)
-                    parts.append(f"copy q2={q2} grid={off[0]}x{off[1]}")
-                else:
-                    content = _resample_patch(content, info["centre"], rng)
-                    parts.append("copy resampled")
-        if feather:
-            from scipy.ndimage import gaussian_filter
-
-            sigma = float(rng.uniform(0.6, 1.5))
-            alpha = gaussian_filter(region.astype(np.float32), sigma)
-            new_region = alpha >= 0.5
-            if new_region.any() and lo <= new_region.mean() <= hi:
-                region = new_region
-                a = alpha[..., None]
-                image = np.clip(host * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
-                # pixels in the mask are mostly pasted content; outside, mostly host
-                parts.append(f"feather={sigma:.2f}")
-            else:
-                image = np.where(region[..., None], content, host)
-        else:
-            image = np.where(region[..., None], content, host)
-        mask = region
+def _splice_content(info: dict, names, photos, host_i: int, misaligned: bool, q_host: int | None, parts: list[str],
+                    rng: np.random.Generator, s: SyntheticSettings) -> np.ndarray:
+    """The pasted content of a splice: a donor photo's view with its own JPEG history, ``(size, size, 3) uint8``."""
+    if "donor" in info:  # the object's own photo
+        donor_i, donor = info["donor"]
     else:
-        parts.append("kind=authentic")
+        donor_choices = [i for i in range(len(photos)) if i != host_i]
+        donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
+        donor = _random_view(photos[donor_i], s.size, rng)
+    off = _random_offset(rng) if misaligned else (0, 0)
+    donor_uncompressed = q_host is not None and rng.random() < 0.25
+    if donor_uncompressed:
+        parts.append(f"donor={names[donor_i]} uncompressed")
+    else:
+        gap = 0 if (misaligned and rng.random() < 0.5) else s.min_quality_gap
+        q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, gap)
+        donor = jpeg_roundtrip(donor, q2, off, 2 if rng.random() < 0.75 else 0)
+        parts.append(f"donor={names[donor_i]} q2={q2} grid={off[0]}x{off[1]}")
+    if rng.random() < s.adjust_fraction:
+        donor = _colour_adjust(donor, rng, 0.15)
+        parts.append("colour-matched")
+    return donor
 
+
+def _copy_content(host: np.ndarray, region: np.ndarray, info: dict, area: float, misaligned: bool,
+                  q_host: int | None, parts: list[str], rng: np.random.Generator,
+                  s: SyntheticSettings) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The pasted content of a copy-move: the host shifted (and edited when a plain copy would leave
+    no trace). Returns ``(content (size, size, 3) uint8, region, info)``; the region shrinks when it
+    is too large for a clean shift."""
+    shift = info["shift"] if "shift" in info else _copy_shift(info["bbox"], s.size, rng, misaligned or q_host is None)
+    if shift is None:  # region too large for a clean shift: make it smaller
+        region, info = region_mask(s.size, max(s.region_area[0], area / 3), rng, info["shape"])
+        shift = _copy_shift(info["bbox"], s.size, rng, True) or (8 + 3, 5)
+        parts[-1] = f"kind=copymove shape={info['shape']} area={region.mean():.4f}"
+    dy, dx = shift
+    content = np.roll(host, (dy, dx), axis=(0, 1))  # content[y, x] = host[y - dy, x - dx]
+    parts.append(f"shift={dy}x{dx}")
+    aligned = dy % 8 == 0 and dx % 8 == 0
+    if q_host is None or aligned:
+        # an aligned or uncompressed copy leaves no trace: the copy was also edited
+        if q_host is None or rng.random() < 0.5:
+            q2 = _quality_apart(rng, s.quality_range[0], s.quality_range[1], q_host, s.min_quality_gap)
+            off = _random_offset(rng) if q_host is None else (0, 0)
+            content = jpeg_roundtrip(content, q2, off)
+            parts.append(f"copy q2={q2} grid={off[0]}x{off[1]}")
+        else:
+            content = _resample_patch(content, info["centre"], rng)
+            parts.append("copy resampled")
+    return content, region, info
+
+
+def _paste(host: np.ndarray, content: np.ndarray, region: np.ndarray, feather: bool, parts: list[str],
+           rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``content`` pasted into ``host`` over ``region`` (with a blurred border when ``feather``).
+
+    Returns ``(image (size, size, 3) uint8, mask (size, size) bool)``: a feathered mask is where
+    the pasted content is at least half, kept only while its area stays in ``region_area``.
+    """
+    if feather:
+        from scipy.ndimage import gaussian_filter
+
+        lo, hi = s.region_area
+        sigma = float(rng.uniform(0.6, 1.5))
+        alpha = gaussian_filter(region.astype(np.float32), sigma)
+        new_region = alpha >= 0.5
+        if new_region.any() and lo <= new_region.mean() <= hi:
+            a = alpha[..., None]
+            image = np.clip(host * (1 - a) + content * a + 0.5, 0, 255).astype(np.uint8)
+            # pixels in the mask are mostly pasted content; outside, mostly host
+            parts.append(f"feather={sigma:.2f}")
+            return image, new_region
+    return np.where(region[..., None], content, host), region
+
+
+def _manipulate(kind: str, names, photos, host_i: int, host_view: tuple, host: np.ndarray, q_host: int | None,
+                parts: list[str], rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Insert one region into ``host`` (``kind`` splice or copymove); ``host_view`` is the host's
+    ``(view before its history, box, flip)``. Returns ``(image, mask (size, size) bool)``."""
+    lo, hi = s.region_area
+    area = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    misaligned = rng.random() < s.misaligned_fraction
+    feather = rng.random() < s.feather_fraction
+    found = None
+    if s.region_source == "objects":
+        found = _object_region(kind, photos, host_i, host_view, area, misaligned or q_host is None, rng, s)
+    region, info = found if found is not None else region_mask(s.size, area, rng)
+    parts.append(f"kind={kind} shape={info['shape']} area={region.mean():.4f}")
+    if kind == "splice":
+        content = _splice_content(info, names, photos, host_i, misaligned, q_host, parts, rng, s)
+    else:  # copy-move from the host itself
+        content, region, info = _copy_content(host, region, info, area, misaligned, q_host, parts, rng, s)
+    return _paste(host, content, region, feather, parts, rng, s)
+
+
+def _final_save(image: np.ndarray, parts: list[str], rng: np.random.Generator,
+                s: SyntheticSettings) -> tuple[bytes, str]:
+    """The global adjustment and the final save of ``(size, size, 3) uint8``: ``(file bytes, suffix)``."""
     if rng.random() < s.global_adjust_fraction:
         image = _colour_adjust(image, rng, 0.1)
         parts.append("global-adjust")
-
     buf = io.BytesIO()
     if rng.random() < s.png_fraction:
         Image.fromarray(image, mode="RGB").save(buf, format="PNG", compress_level=6)
@@ -580,7 +603,30 @@ def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> Synth
         Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=q3, subsampling=sub)
         suffix = ".jpg"
         parts.append(f"final=jpeg q3={q3} sub={'420' if sub else '444'}")
-    return SyntheticSample(buf.getvalue(), suffix, mask, 0 if kind == "authentic" else 1, "; ".join(parts))
+    return buf.getvalue(), suffix
+
+
+def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> SyntheticSample:
+    """Generate image ``index`` of the dataset for ``seed`` (depends on nothing else).
+
+    The steps draw from one generator in a fixed order: the host view and its history, then
+    (manipulated) the region and the pasted content, then the final save.
+    """
+    s = settings
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    names, photos = photo_set(s)
+    kind = sample_kind(index, s)
+    host_i = int(rng.integers(0, len(photos)))
+    host_view = _random_view_box(photos[host_i], s.size, rng)
+    host, parts, q_host = _history(host_view[0], rng, s)
+    parts.insert(0, f"photo={names[host_i]}")
+    if kind != "authentic":
+        image, mask = _manipulate(kind, names, photos, host_i, host_view, host, q_host, parts, rng, s)
+    else:
+        image, mask = host, np.zeros((s.size, s.size), dtype=bool)
+        parts.append("kind=authentic")
+    data, suffix = _final_save(image, parts, rng, s)
+    return SyntheticSample(data, suffix, mask, 0 if kind == "authentic" else 1, "; ".join(parts))
 
 
 def sample_id(index: int) -> str:
@@ -598,8 +644,8 @@ def generate_synthetic(config: dict, out_dir: Path, progress: bool = True) -> li
 
     from weakloc.io import write_mask
 
-    settings = SyntheticSettings.from_config(config["dataset"].get("synthetic", {}))
-    seed = int(config["dataset"].get("seed", 0))
+    settings = SyntheticSettings.from_config(config)
+    seed = int(config["dataset"]["seed"])
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ A segmenter is a callable ``rgb (H, W, 3) uint8 -> labels (H, W) int32`` with id
 - ``sam_prompt``: SAM prompted with the coarse map's peaks (:mod:`weakloc.segmenters.prompted`);
   it needs the map, so it is called as ``seg(rgb, coarse)`` (``MAP_PROMPTED``).
 - ``deeplab``: torchvision DeepLabV3 class map, split into connected regions.
-- ``pspnet``: PSPNet (published hszhao/semseg checkpoints) class map, split likewise.
+- ``pspnet``: PSPNet (published hszhao/semseg checkpoints) class map, split likewise (what the two
+  semantic segmenters share is :class:`weakloc.segmenters.semantic.ClassMapSegmenter`).
 
 :func:`build_segmenter` builds one from its config section (``segmenters.<name>``), loading
 any weights once. :func:`settings_key` is the short hash of the settings that change its
@@ -17,11 +18,10 @@ output; the workflow caches partitions under ``results/{d}/segments/{name}/{key}
 
 from __future__ import annotations
 
-import copy
-import functools
 import hashlib
 import json
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -105,18 +105,12 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def _schema_defaults(name: str) -> dict[str, Any]:
-    from weakloc.config import load_schema
-
-    props = load_schema()["properties"]["segmenters"]["properties"][name]["properties"]
-    return {k: v["default"] for k, v in props.items() if "default" in v}
-
-
 def default_settings(name: str) -> dict[str, Any]:
     """The schema's defaults of ``segmenters.<name>`` (a fresh copy)."""
+    from weakloc.config import section_defaults
+
     check_name(name)
-    return copy.deepcopy(_schema_defaults(name))
+    return section_defaults(f"segmenters.{name}")
 
 
 def check_name(name: str) -> None:
@@ -136,7 +130,8 @@ def complete_settings(name: str, settings: dict | None) -> dict[str, Any]:
 
 
 def build_segmenter(name: str, settings: dict | None = None) -> Segmenter:
-    """Build segmenter ``name`` from its config section ``segmenters.<name>`` (defaults filled).
+    """Build segmenter ``name`` from its config section ``segmenters.<name>`` (keys it lacks: the
+    schema's defaults; the segmenter classes have none of their own).
 
     Weights (if any) load here, once; the result maps ``(H, W, 3) uint8`` RGB to an
     ``(H, W) int32`` partition.

@@ -1,4 +1,4 @@
-"""Loading the pre-trained weights of the segmenters, and choosing their device.
+"""Loading the pre-trained weights of the segmenters (their device: :func:`weakloc.runtime.resolve_device`).
 
 Every file goes through ``torch.load(..., map_location="cpu", weights_only=True)``, so a
 checkpoint can hold tensors and plain containers but never runs code. Problems become a
@@ -7,23 +7,12 @@ one-line :class:`WeaklocError` that names the config key the user should fix.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 
 from weakloc.errors import WeaklocError
-
-
-def resolve_device(setting: str, key: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error naming ``key``."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise WeaklocError(f"{key}: cuda requested but no CUDA device is available (use auto or cpu)")
-    if setting not in ("cpu", "cuda"):
-        raise WeaklocError(f"{key}: unknown device {setting!r} (choose auto, cpu or cuda)")
-    return torch.device(setting)
 
 
 def read_state_dict(path: str | Path, key: str) -> dict[str, torch.Tensor]:

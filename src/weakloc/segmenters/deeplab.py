@@ -25,12 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from weakloc.errors import WeaklocError
-from weakloc.segmenters.checkpoints import load_weights, read_state_dict, resolve_device
-from weakloc.segmenters.partition import check_rgb, finalize_partition
+from weakloc.segmenters.checkpoints import load_weights, read_state_dict
+from weakloc.segmenters.semantic import IMAGENET_MEAN, IMAGENET_STD, ClassMapSegmenter
 
 KEY = "segmenters.deeplab.checkpoint"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _builders():
@@ -81,30 +79,22 @@ def build_deeplab(arch: str, num_classes: int, checkpoint: str | None) -> torch.
     return model.eval()
 
 
-class DeepLabSegmenter:
-    """DeepLabV3 class map, split into connected regions.
+class DeepLabSegmenter(ClassMapSegmenter):
+    """DeepLabV3 class map, split into connected regions (the ``segmenters.deeplab`` settings).
 
     Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
     """
 
-    def __init__(self, arch: str = "resnet50", checkpoint: str | None = None, num_classes: int = 21,
-                 min_region: int = 16, device: str = "auto"):
-        self.device = resolve_device(device, "segmenters.deeplab.device")
+    def __init__(self, arch: str, checkpoint: str | None, num_classes: int, min_region: int, device: str):
+        super().__init__(device, "segmenters.deeplab.device", min_region)
         self.model = build_deeplab(arch, num_classes, checkpoint).to(self.device)
-        self.min_region = int(min_region)
 
-    def class_map(self, rgb: np.ndarray) -> np.ndarray:
-        """Per-pixel argmax class of ``(H, W, 3) uint8`` RGB: ``(H, W) int64`` in ``0..C-1``."""
-        rgb = check_rgb(rgb)
+    def logits(self, rgb: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         x = ((x - mean) / std).unsqueeze(0).to(self.device)
-        with torch.inference_mode():
-            logits = self.model(x)["out"]
-            if logits.shape[-2:] != x.shape[-2:]:
-                logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            return logits.argmax(1)[0].cpu().numpy()
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        return finalize_partition(self.class_map(rgb), self.min_region)
+        logits = self.model(x)["out"]
+        if logits.shape[-2:] != x.shape[-2:]:
+            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits

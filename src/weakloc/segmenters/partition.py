@@ -21,8 +21,8 @@ On disk a partition is ``np.savez_compressed(path, labels=...)``; read it back w
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from skimage.measure import label as connected_label
@@ -77,6 +77,14 @@ def _shared_borders(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return uniq[:, 0].astype(np.int64), uniq[:, 1].astype(np.int64), counts
 
 
+def _find_root(parent: np.ndarray, i: int) -> int:
+    """Union-find root of ``i`` in ``parent`` (``(n,)`` int), halving the path on the way."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def merge_small_regions(labels: np.ndarray, min_region: int) -> np.ndarray:
     """Merge every region smaller than ``min_region`` pixels into a neighbour.
 
@@ -109,18 +117,11 @@ def merge_small_regions(labels: np.ndarray, min_region: int) -> np.ndarray:
         first = np.ones(src.size, dtype=bool)
         first[1:] = src[1:] != src[:-1]
         parent = np.arange(n)
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for s, d in zip(src[first].tolist(), dst[first].tolist()):
-            rs, rd = find(s), find(d)
+        for s, d in zip(src[first].tolist(), dst[first].tolist(), strict=True):
+            rs, rd = _find_root(parent, s), _find_root(parent, d)
             if rs != rd:
                 parent[max(rs, rd)] = min(rs, rd)
-        roots = np.array([find(i) for i in range(n)])
+        roots = np.array([_find_root(parent, i) for i in range(n)])
         merged = relabel_contiguous(roots[labels])
         if int(merged.max()) + 1 == n:  # nothing could merge (cannot happen with n > 1)
             return merged

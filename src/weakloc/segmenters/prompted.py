@@ -42,7 +42,7 @@ from weakloc.segmenters.partition import check_rgb, masks_to_partition
 PROMPT_KINDS = ("points", "boxes", "both")
 
 
-def map_prompts(coarse: np.ndarray, n_prompts: int = 3, smooth: float = 0.01) -> list[dict]:
+def map_prompts(coarse: np.ndarray, n_prompts: int, smooth: float) -> list[dict]:
     """Prompts from the peaks of a coarse map ``(H, W)`` in [0, 1].
 
     Returns up to ``n_prompts`` dicts, highest peak first, each with ``point`` ``(x, y)``,
@@ -102,11 +102,11 @@ class PromptedSamSegmenter:
 
     needs_map = True
 
-    def __init__(self, model_type: str = "vit_t", checkpoint: str | None = None, prompts: str = "both",
-                 n_prompts: int = 3, smooth: float = 0.01, min_region: int = 16, device: str = "auto"):
+    def __init__(self, model_type: str, checkpoint: str | None, prompts: str, n_prompts: int, smooth: float,
+                 min_region: int, device: str):
         from segment_anything import SamPredictor
 
-        from weakloc.segmenters.checkpoints import resolve_device
+        from weakloc.runtime import resolve_device
         from weakloc.segmenters.sam import build_sam_model, resolve_sam_checkpoint
 
         if prompts not in PROMPT_KINDS:

@@ -37,14 +37,12 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck
 
 from weakloc.errors import WeaklocError
-from weakloc.segmenters.checkpoints import load_weights, read_state_dict, resolve_device
-from weakloc.segmenters.partition import check_rgb, finalize_partition
+from weakloc.segmenters.checkpoints import load_weights, read_state_dict
+from weakloc.segmenters.semantic import IMAGENET_MEAN, IMAGENET_STD, ClassMapSegmenter
 
 KEY = "segmenters.pspnet.checkpoint"
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 PYRAMID_BINS = (1, 2, 3, 6)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -85,7 +83,7 @@ class PSPNet(nn.Module):
     ``forward``: ``(N, 3, H, W)`` float normalised input -> ``(N, classes, H, W)`` logits.
     """
 
-    def __init__(self, layers: int = 50, classes: int = 150, dropout: float = 0.1):
+    def __init__(self, layers: int, classes: int, dropout: float = 0.1):
         super().__init__()
         if layers not in STAGE_BLOCKS:
             raise WeaklocError(f"segmenters.pspnet.layers: {layers} is not supported (choose 50 or 101)")
@@ -107,7 +105,7 @@ class PSPNet(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
 
 
-def build_pspnet(checkpoint: str | None, layers: int = 50, num_classes: int = 150) -> PSPNet:
+def build_pspnet(checkpoint: str | None, layers: int, num_classes: int) -> PSPNet:
     """A PSPNet loaded from ``checkpoint`` (published hszhao/semseg format), in eval mode.
 
     Errors name ``segmenters.pspnet.checkpoint`` (missing file, not a checkpoint, or one
@@ -124,21 +122,17 @@ def build_pspnet(checkpoint: str | None, layers: int = 50, num_classes: int = 15
     return model.eval()
 
 
-class PSPNetSegmenter:
-    """PSPNet class map, split into connected regions.
+class PSPNetSegmenter(ClassMapSegmenter):
+    """PSPNet class map, split into connected regions (the ``segmenters.pspnet`` settings).
 
     Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
     """
 
-    def __init__(self, checkpoint: str | None = None, layers: int = 50, num_classes: int = 150,
-                 min_region: int = 16, device: str = "auto"):
-        self.device = resolve_device(device, "segmenters.pspnet.device")
+    def __init__(self, checkpoint: str | None, layers: int, num_classes: int, min_region: int, device: str):
+        super().__init__(device, "segmenters.pspnet.device", min_region)
         self.model = build_pspnet(checkpoint, layers, num_classes).to(self.device)
-        self.min_region = int(min_region)
 
-    def class_map(self, rgb: np.ndarray) -> np.ndarray:
-        """Per-pixel argmax class of ``(H, W, 3) uint8`` RGB: ``(H, W) int64`` in ``0..C-1``."""
-        rgb = check_rgb(rgb)
+    def logits(self, rgb: np.ndarray) -> torch.Tensor:
         h, w = rgb.shape[:2]
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float()
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
@@ -146,9 +140,4 @@ class PSPNetSegmenter:
         x = (x - mean) / std
         ph, pw = 8 * -(-(h - 1) // 8) + 1, 8 * -(-(w - 1) // 8) + 1
         x = F.pad(x, (0, pw - w, 0, ph - h)).unsqueeze(0).to(self.device)
-        with torch.inference_mode():
-            logits = self.model(x)[:, :, :h, :w]
-            return logits.argmax(1)[0].cpu().numpy()
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        return finalize_partition(self.class_map(rgb), self.min_region)
+        return self.model(x)[:, :, :h, :w]

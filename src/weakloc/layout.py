@@ -1,0 +1,260 @@
+"""Variant names and result paths: the one module that builds them and parses them back.
+
+The workflow (``workflow/rules/*.smk``) writes every result under ``results/<root>/`` where a
+*root* is a dataset (``results/synthetic``) or the dataset's SEL-ablation model
+(``results/synthetic/sel-75-90``); the tables, figures and protocol tables read those files
+back by their paths. This module is the grammar both sides share.
+
+Score variants (the stem of ``<root>/seed{s}/scores/<variant>.json``), with the folder of maps
+each one scores, under the run folder ``<root>/seed{s}``:
+
+- ``block{b}``: ``cams/block{b}`` (the step's input folder: ``cams``);
+- ``fused-{fusion}``: ``fused/{fusion}``;
+- ``refined-{fusion}-{segset}``: ``refined/{fusion}/{segset}/default``;
+- ``refined-{fusion}-{segset}-prior{p}``: ``refined/{fusion}/{segset}/prior{p}`` (Beta prior a = b = p);
+- ``sel-{q1}-{q2}...-fused-{fusion}``: the SEL-ablation model's ``<root>/sel-{q1}-{q2}.../seed{s}/fused/{fusion}``;
+- ``peer-{fusion}-{rule}``: ``peer/{fusion}/{rule}`` (``rule`` in :data:`weakloc.peer_rules.PEER_RULES`).
+
+The other files the readers recognise: ``<root>/seed{s}/detect/metrics.json`` (image-level
+detection) and ``<root>/baselines/scores/baseline-{name}.json`` (a classic baseline, no seed).
+A cross-dataset evaluation set ``id`` has its own tree ``results/{d}/cross/{id}``; a shard of a
+per-image step is the folder ``{i}-of-{n}``.
+
+:func:`wildcard_patterns` gives the Snakemake wildcard constraints, the name lists taken from
+the registries (fusion methods, segmenters, baselines, peer rules, perturbations).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from weakloc.errors import WeaklocError
+from weakloc.peer_rules import PEER_RULES
+
+#: A fusion or segmenter-set name inside a variant name.
+NAME = r"[a-z0-9_]+"
+#: A dataset (results/<dataset>) and a study root (the dataset, or dataset/sel-Q1-Q2).
+DATASET_PATTERN = r"[a-z0-9]+"
+ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+)?"
+#: The refinement variant folder: the configured prior, or prior<strength> (a = b = strength).
+REFINE_PATTERN = r"default|prior[0-9.]+"
+SHARD_PATTERN = r"\d+-of-\d+"
+SEL_PREFIX = "sel-"
+
+#: kind -> pattern of a score variant name; :func:`parse_variant` returns the named groups.
+VARIANT_PATTERNS: dict[str, re.Pattern] = {
+    "block": re.compile(r"block(?P<block>\d+)"),
+    "fused": re.compile(rf"fused-(?P<fusion>{NAME})"),
+    "prior": re.compile(rf"refined-(?P<fusion>{NAME})-(?P<segset>{NAME})-prior(?P<strength>[0-9][0-9.e+-]*)"),
+    "refined": re.compile(rf"refined-(?P<fusion>{NAME})-(?P<segset>{NAME})"),
+    "sel": re.compile(rf"sel-(?P<qualities>\d+(?:-\d+)*)-fused-(?P<fusion>{NAME})"),
+    "peer": re.compile(rf"peer-(?P<fusion>{NAME})-(?P<rule>{'|'.join(PEER_RULES)})"),
+}
+VARIANT_KINDS = tuple(VARIANT_PATTERNS)
+#: The kinds a cross-dataset evaluation set scores (no blocks, prior or SEL ablation there).
+CROSS_KINDS = ("fused", "refined", "peer")
+#: kind -> maps folder under the run folder (block and sel: see :func:`variant_maps`).
+_MAPS_FOLDERS = {"fused": "fused/{fusion}", "refined": "refined/{fusion}/{segset}/default",
+                 "prior": "refined/{fusion}/{segset}/prior{strength}", "peer": "peer/{fusion}/{rule}"}
+
+_BASELINE_VARIANT = re.compile(r"baseline-(?P<name>[^/]+)")
+_SCORE_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/scores/(?P<variant>[^/]+)\.json")
+_DETECT_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/detect/metrics\.json")
+_BASELINE_FILE = re.compile(r"(?:^|.*/)baselines/scores/baseline-(?P<name>[^/]+)\.json")
+_SEL_ROOT = re.compile(rf"{DATASET_PATTERN}/sel-(?P<qualities>[0-9-]+)")
+
+
+# ----------------------------------------------------------------------------- variant names
+
+def block_variant(block: int) -> str:
+    """``block{b}``: the activation maps of WCBnet block ``b`` (1-based)."""
+    return f"block{block}"
+
+
+def fused_variant(fusion: str) -> str:
+    return f"fused-{fusion}"
+
+
+def refined_variant(fusion: str, segset: str, strength: float | None = None) -> str:
+    """``refined-{fusion}-{segset}``, or with a prior strength ``...-prior{strength:g}``."""
+    name = f"refined-{fusion}-{segset}"
+    return name if strength is None else f"{name}-prior{strength:g}"
+
+
+def sel_name(qualities: Sequence[int]) -> str:
+    """``sel-{q1}-{q2}...``: the root folder (under the dataset's) of an SEL-ablation model."""
+    return SEL_PREFIX + "-".join(str(q) for q in qualities)
+
+
+def sel_variant(qualities: Sequence[int], fusion: str) -> str:
+    """The fused map of the SEL-ablation model trained with JPEG ``qualities``."""
+    return f"{sel_name(qualities)}-fused-{fusion}"
+
+
+def peer_variant(fusion: str, rule: str) -> str:
+    return f"peer-{fusion}-{rule}"
+
+
+def baseline_variant(name: str) -> str:
+    """The score-file stem of a classic baseline (``baseline-ela``)."""
+    return f"baseline-{name}"
+
+
+def parse_variant(name: str) -> tuple[str, dict[str, str]] | None:
+    """``(kind, fields)`` of a score variant, e.g. ``("refined", {"fusion": "mean", "segset": "slic"})``.
+
+    ``kind`` is one of :data:`VARIANT_KINDS`; the fields are strings. None for a name that
+    follows none of the patterns (baselines' stems included: :func:`parse_baseline_variant`).
+    """
+    for kind, pattern in VARIANT_PATTERNS.items():
+        m = pattern.fullmatch(name)
+        if m:
+            return kind, m.groupdict()
+    return None
+
+
+def parse_baseline_variant(stem: str) -> str | None:
+    """The baseline's name of a stem ``baseline-{name}``; None for any other stem."""
+    m = _BASELINE_VARIANT.fullmatch(stem)
+    return m["name"] if m else None
+
+
+def is_sel_folder(name: str) -> bool:
+    """Whether a folder name is an SEL-ablation root (``sel-...``)."""
+    return name.startswith(SEL_PREFIX)
+
+
+# ----------------------------------------------------------------------------- result paths
+
+def results_root(dataset: str) -> str:
+    """``results/{dataset}``: the study's root folder."""
+    return f"results/{dataset}"
+
+
+def cross_root(dataset: str, evalset: str) -> str:
+    """``results/{dataset}/cross/{evalset}``: a cross-dataset evaluation set's tree."""
+    return f"results/{dataset}/cross/{evalset}"
+
+
+def run_dir(root: str, seed: int | str) -> str:
+    """``{root}/seed{seed}``: one training seed's results."""
+    return f"{root}/seed{seed}"
+
+
+def score_file(root: str, seed: int | str, variant: str) -> str:
+    return f"{run_dir(root, seed)}/scores/{variant}.json"
+
+
+def detect_file(root: str, seed: int | str) -> str:
+    return f"{run_dir(root, seed)}/detect/metrics.json"
+
+
+def baseline_score_file(root: str, name: str) -> str:
+    return f"{root}/baselines/scores/{baseline_variant(name)}.json"
+
+
+def parse_result_file(path: str) -> tuple[str, dict[str, str]] | None:
+    """``(kind, fields)`` of a result file's POSIX path, None for any other path.
+
+    ``("detect", {"seed"})`` for ``.../seed{s}/detect/metrics.json``, ``("score", {"seed",
+    "variant"})`` for ``.../seed{s}/scores/<variant>.json`` (the variant unchecked) and
+    ``("baseline", {"name"})`` for ``.../baselines/scores/baseline-<name>.json``.
+    """
+    for kind, pattern in (("detect", _DETECT_FILE), ("score", _SCORE_FILE), ("baseline", _BASELINE_FILE)):
+        m = pattern.fullmatch(path)
+        if m:
+            return kind, m.groupdict()
+    return None
+
+
+def variant_maps(root: str, seed: int | str, variant: str, kinds: Sequence[str] = VARIANT_KINDS) -> tuple[str, str]:
+    """``(input folder, folder of maps to score)`` of a variant of ``{root}/seed{seed}/scores/``.
+
+    ``root`` is a results folder (``results/synthetic``, ``results/synthetic/cross/casia1``).
+    The two folders differ only for a block (the ``cams`` folder, and its ``block{b}``).
+    Raises :class:`WeaklocError` for a name that is not a variant of one of ``kinds``.
+    """
+    parsed = parse_variant(variant)
+    if parsed is None or parsed[0] not in kinds:
+        raise WeaklocError(f"unknown score variant {variant!r} (kinds here: {', '.join(kinds)})")
+    kind, fields = parsed
+    base = run_dir(root, seed)
+    if kind == "block":
+        return f"{base}/cams", f"{base}/cams/{block_variant(fields['block'])}"
+    if kind == "sel":
+        sel_root = f"{root}/{SEL_PREFIX}{fields['qualities']}"  # the ablation model's own tree
+        folder = f"{run_dir(sel_root, seed)}/fused/{fields['fusion']}"
+    else:
+        folder = f"{base}/{_MAPS_FOLDERS[kind].format(**fields)}"
+    return folder, folder
+
+
+def parse_root(root: str) -> tuple[str, list[int] | None]:
+    """``(dataset, SEL qualities or None)`` of a study root (``synthetic``, ``synthetic/sel-75-90``)."""
+    m = _SEL_ROOT.fullmatch(root)
+    return root.split("/")[0], [int(q) for q in m["qualities"].split("-")] if m else None
+
+
+def refine_strength(refine: str) -> float | None:
+    """The prior strength of a refinement folder ``prior{p}``; None for ``default``."""
+    return float(refine[len("prior"):]) if refine.startswith("prior") else None
+
+
+def parse_seed_folder(name: str) -> int | None:
+    """The seed of a folder ``seed{s}``; None for any other name."""
+    m = re.fullmatch(r"seed(\d+)", name)
+    return int(m[1]) if m else None
+
+
+def parse_block_folder(name: str) -> int | None:
+    """The block of a maps folder ``block{b}``; None for any other name."""
+    m = re.fullmatch(r"block(\d+)", name)
+    return int(m[1]) if m else None
+
+
+def shard_name(index: int, count: int) -> str:
+    """``{index}-of-{count}``: the folder of one shard (1-based ``index``)."""
+    return f"{index}-of-{count}"
+
+
+def parse_shard_name(name: str) -> tuple[int, int]:
+    """``(index, count)`` of a shard folder ``{index}-of-{count}``."""
+    m = re.fullmatch(r"(\d+)-of-(\d+)", name)
+    if not m:
+        raise WeaklocError(f"not a shard name: {name!r} (expected I-of-N)")
+    return int(m[1]), int(m[2])
+
+
+# ----------------------------------------------------------------------------- wildcard constraints
+
+def _alternatives(names) -> str:
+    return "|".join(names)
+
+
+def wildcard_patterns() -> dict[str, str]:
+    """The workflow's wildcard constraints: name lists from the registries, the rest from this grammar.
+
+    Segmenters are those whose partitions are cached (not the map-prompted ones); a segmenter
+    set is one of them or ``all``.
+    """
+    from weakloc.baselines import BASELINES
+    from weakloc.fusion import FUSION_METHODS
+    from weakloc.perturb import PERTURBATIONS
+    from weakloc.segmenters import MAP_PROMPTED, SEGMENTERS
+
+    segmenters = [s for s in SEGMENTERS if s not in MAP_PROMPTED]
+    return {
+        "dataset": DATASET_PATTERN,
+        "seed": r"\d+",
+        "root": ROOT_PATTERN,
+        "fusion": _alternatives(FUSION_METHODS),
+        "segmenter": _alternatives(segmenters),
+        "segset": _alternatives([*segmenters, "all"]),
+        "refine": REFINE_PATTERN,
+        "block": r"\d+",
+        "baseline": _alternatives(BASELINES),
+        "peer": _alternatives(PEER_RULES),
+        "level": rf"none|({_alternatives(PERTURBATIONS)})-[0-9.]+",
+        "shard": SHARD_PATTERN,
+    }

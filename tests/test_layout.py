@@ -1,0 +1,164 @@
+"""Variant names and result paths (weakloc.layout): build and parse, folders, registry-derived names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from weakloc import layout
+from weakloc.baselines import BASELINES
+from weakloc.config import load_schema
+from weakloc.datasets import DATASETS
+from weakloc.errors import WeaklocError
+from weakloc.fusion import FUSION_METHODS
+from weakloc.peer_rules import PEER_RULES
+from weakloc.perturb import PERTURBATIONS
+from weakloc.segmenters import MAP_PROMPTED, SEGMENTERS
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHED_SEGMENTERS = [s for s in SEGMENTERS if s not in MAP_PROMPTED]
+
+#: (built name, kind, fields, maps folder under results/d/seed3) for every kind of variant.
+VARIANTS = [
+    (layout.block_variant(2), "block", {"block": "2"}, "results/d/seed3/cams/block2"),
+    (layout.fused_variant("wavelet"), "fused", {"fusion": "wavelet"}, "results/d/seed3/fused/wavelet"),
+    (layout.refined_variant("mean", "all"), "refined", {"fusion": "mean", "segset": "all"},
+     "results/d/seed3/refined/mean/all/default"),
+    (layout.refined_variant("max", "sam", 0.5), "prior", {"fusion": "max", "segset": "sam", "strength": "0.5"},
+     "results/d/seed3/refined/max/sam/prior0.5"),
+    (layout.refined_variant("attention", "slic", 10), "prior",
+     {"fusion": "attention", "segset": "slic", "strength": "10"}, "results/d/seed3/refined/attention/slic/prior10"),
+    (layout.sel_variant([75, 90], "attention"), "sel", {"qualities": "75-90", "fusion": "attention"},
+     "results/d/sel-75-90/seed3/fused/attention"),
+    (layout.peer_variant("attention", "sepl"), "peer", {"fusion": "attention", "rule": "sepl"},
+     "results/d/seed3/peer/attention/sepl"),
+]
+
+
+def test_every_kind_round_trips_and_has_its_maps_folder():
+    names = [v[0] for v in VARIANTS]
+    assert names == ["block2", "fused-wavelet", "refined-mean-all", "refined-max-sam-prior0.5",
+                     "refined-attention-slic-prior10", "sel-75-90-fused-attention", "peer-attention-sepl"]
+    assert {kind for _, kind, _, _ in VARIANTS} == set(layout.VARIANT_KINDS)
+    for name, kind, fields, folder in VARIANTS:
+        assert layout.parse_variant(name) == (kind, fields)
+        source, maps = layout.variant_maps("results/d", 3, name)
+        assert maps == folder
+        assert source == ("results/d/seed3/cams" if kind == "block" else folder)
+
+
+def test_unknown_names_are_refused():
+    for name in ("something-else", "fused-", "Fused-mean", "refined-mean", "peer-attention-other", "block",
+                 "sel-fused-mean", "baseline-ela", "fused-mean.json", "refined-mean-slic-priorx"):
+        assert layout.parse_variant(name) is None, name
+    with pytest.raises(WeaklocError, match="unknown score variant 'nope'"):
+        layout.variant_maps("results/d", 0, "nope")
+    # an evaluation set scores no block, prior or SEL-ablation variant
+    for name in ("block1", "refined-mean-slic-prior10", "sel-75-90-fused-mean"):
+        with pytest.raises(WeaklocError, match="unknown score variant"):
+            layout.variant_maps("results/d/cross/x", 0, name, layout.CROSS_KINDS)
+    assert layout.variant_maps("results/d/cross/x", 0, "fused-max", layout.CROSS_KINDS)[1] == \
+        "results/d/cross/x/seed0/fused/max"
+
+
+def test_baseline_stems():
+    assert layout.baseline_variant("noi1") == "baseline-noi1"
+    assert layout.parse_baseline_variant("baseline-noi1") == "noi1"
+    assert layout.parse_baseline_variant("baseline-") is None
+    assert layout.parse_baseline_variant("fused-mean") is None
+
+
+def test_result_files_build_and_parse():
+    root = layout.results_root("synthetic")
+    assert layout.score_file(root, 0, "fused-mean") == "results/synthetic/seed0/scores/fused-mean.json"
+    assert layout.detect_file(root, 2) == "results/synthetic/seed2/detect/metrics.json"
+    assert layout.baseline_score_file(root, "ela") == "results/synthetic/baselines/scores/baseline-ela.json"
+    assert layout.cross_root("synthetic", "casia1") == "results/synthetic/cross/casia1"
+    assert layout.parse_result_file(layout.score_file(root, 0, "fused-mean")) == \
+        ("score", {"seed": "0", "variant": "fused-mean"})
+    assert layout.parse_result_file("seed2/detect/metrics.json") == ("detect", {"seed": "2"})
+    assert layout.parse_result_file(layout.baseline_score_file(root, "ela")) == ("baseline", {"name": "ela"})
+    for other in ("results/synthetic/seed0/scores/x.csv", "results/synthetic/notes.json",
+                  "results/synthetic/seedx/detect/metrics.json", "results/synthetic/baselines/scores/ela.json"):
+        assert layout.parse_result_file(other) is None, other
+
+
+def test_roots_refinements_seeds_blocks_and_shards():
+    assert layout.parse_root("synthetic") == ("synthetic", None)
+    assert layout.parse_root("synthetic/" + layout.sel_name([75, 90])) == ("synthetic", [75, 90])
+    assert layout.refine_strength("default") is None
+    assert layout.refine_strength("prior2.5") == 2.5
+    assert layout.parse_seed_folder("seed12") == 12 and layout.parse_seed_folder("seeds") is None
+    assert layout.parse_block_folder("block3") == 3 and layout.parse_block_folder("block3x") is None
+    assert layout.is_sel_folder("sel-75-90") and not layout.is_sel_folder("seed0")
+    assert [layout.shard_name(i, 3) for i in (1, 3)] == ["1-of-3", "3-of-3"]
+    assert layout.parse_shard_name(layout.shard_name(2, 5)) == (2, 5)
+    with pytest.raises(WeaklocError, match="not a shard name"):
+        layout.parse_shard_name("2of5")
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return re.fullmatch(pattern, text) is not None
+
+
+def test_wildcard_constraints_come_from_the_registries():
+    w = layout.wildcard_patterns()
+    assert w["fusion"] == "|".join(FUSION_METHODS)
+    assert w["baseline"] == "|".join(BASELINES)
+    assert w["peer"] == "|".join(PEER_RULES)
+    assert w["segmenter"] == "|".join(CACHED_SEGMENTERS) and "sam_prompt" not in w["segmenter"].split("|")
+    assert w["segset"].split("|") == [*CACHED_SEGMENTERS, "all"]
+    for name in FUSION_METHODS:
+        assert _matches(w["fusion"], name)
+    for name in BASELINES:
+        assert _matches(w["baseline"], name)
+    for kind in PERTURBATIONS:
+        assert _matches(w["level"], f"{kind}-70") and _matches(w["level"], f"{kind}-0.5")
+    assert _matches(w["level"], "none") and not _matches(w["level"], "sharpen-3")
+    assert not _matches(w["fusion"], "median") and not _matches(w["segmenter"], "all")
+    assert _matches(w["root"], "synthetic/sel-75-90") and not _matches(w["root"], "synthetic/cross")
+    assert _matches(w["refine"], "prior10") and _matches(w["refine"], "default")
+    assert _matches(w["shard"], layout.shard_name(2, 4))
+
+
+def _enum(schema: dict, path: str) -> list:
+    """The ``enum`` (without null) at a ``/``-separated path of ``properties`` (``items`` where it says)."""
+    node = schema
+    for key in path.split("/"):
+        node = node["items"] if key == "[]" else node["properties"][key]
+    return [v for v in node["enum"] if v is not None]
+
+
+def test_schema_enums_equal_the_registries():
+    """The schema (the user-facing contract) repeats the registries' names: they must agree."""
+    schema = load_schema()
+    assert _enum(schema, "fusion/methods/[]") == list(FUSION_METHODS)
+    for path in ("segmenters/use/[]", "robustness/segmenters/[]", "peer_rules/edgecam/segmenter",
+                 "peer_rules/sepl/segmenter"):
+        assert _enum(schema, path) == CACHED_SEGMENTERS, path
+    assert _enum(schema, "evaluate/baselines/[]") == list(BASELINES)
+    assert _enum(schema, "dataset/name") == list(DATASETS)
+    props = schema["properties"]
+    assert list(props["peer_rules"]["properties"]) == list(PEER_RULES)
+    assert set(PERTURBATIONS) <= set(props["robustness"]["properties"])
+    assert set(props["segmenters"]["properties"]) - {"use"} == set(SEGMENTERS)
+
+
+#: The readers and the workflow: they build and parse variant names only through weakloc.layout.
+GRAMMAR_USERS = ["src/weakloc/tables.py", "src/weakloc/figures.py", "src/weakloc/protocol.py", "Snakefile",
+                 *(p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))]
+
+
+def test_the_variant_grammar_is_written_only_in_layout():
+    """No reader or rule file builds a variant name by hand or parses one with a regex."""
+    built = re.compile(r"f[\"'](?:fused|refined|peer|block|baseline)-?\{|[\"']sel-[\"'] *\+|[\"']-of-|"
+                       r"re\.(?:fullmatch|match|compile)\(")
+    offenders = []
+    assert len(GRAMMAR_USERS) > 4
+    for path in (ROOT / p for p in GRAMMAR_USERS):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if built.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
