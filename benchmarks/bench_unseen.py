@@ -36,6 +36,10 @@ measured when each stage ran.
         [--n-forged 40] [--n-authentic 20] [--seed 0] [--variants default slic sam ...]
         [--baselines dct blk ela] [--set refine.decision.fraction_b=4 ...] [--json OUT]
 
+With ``--manifest M --split val`` the same variants are scored on a seeded subset of a
+prepared dataset's validation split instead (``--n-forged`` manipulated images, ``--n-authentic``
+authentic ones; the test split is refused): defaults are chosen there and on the unseen set.
+
 It is a benchmark: not part of the default run or the tests.
 """
 
@@ -290,6 +294,33 @@ def build_set(cache: Path, seed: int, n_forged: int, n_authentic: int) -> list[d
 # ----------------------------------------------------------------------------- scoring
 
 
+def manifest_rows(manifest: str, split: str, seed: int, n_forged: int, n_authentic: int) -> list[dict]:
+    """A seeded subset of a prepared dataset's ``split`` (never ``test``): ``n_forged``
+    manipulated images with a mask and ``n_authentic`` authentic ones, as :func:`build_set`'s rows."""
+    from weakloc.manifest import read_manifest
+
+    if split == "test":
+        raise WeaklocError(f"{manifest}: defaults are chosen on the validation split, never on the test split")
+    df = read_manifest(manifest, split=split)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, n in ((1, n_forged), (0, n_authentic)):
+        pool = df[(df["label"] == label) & (df["mask"] != "")]
+        if len(pool) < n:
+            raise WeaklocError(f"{manifest}: split {split!r} has {len(pool)} images of label {label}, {n} asked for")
+        pick = pool.iloc[np.sort(rng.choice(len(pool), n, replace=False))]
+        rows += [{"id": r.id, "image": r.image, "mask": r.mask, "label": int(r.label)} for r in pick.itertuples()]
+    return rows
+
+
+def _rows_key(rows: list[dict]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row['id']}\0{row['label']}\0".encode())
+        digest.update(hashlib.sha256(Path(row["image"]).read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
 def _q8(p: np.ndarray) -> np.ndarray:
     """A map as ``weakloc localize`` writes it (8 bits), read back."""
     return (np.clip(np.rint(np.asarray(p, dtype=np.float64) * 255.0), 0, 255) / 255.0).astype(np.float32)
@@ -358,7 +389,10 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     cache = Path(args.cache).expanduser()
-    rows = build_set(cache, args.seed, args.n_forged, args.n_authentic)
+    if args.manifest:
+        rows = manifest_rows(args.manifest, args.split, args.seed, args.n_forged, args.n_authentic)
+    else:
+        rows = build_set(cache, args.seed, args.n_forged, args.n_authentic)
 
     config = load_config(args.config) if args.config else validate_config({})
     config = copy.deepcopy(config)
@@ -378,6 +412,8 @@ def run(args) -> dict:
     seg_names = sorted({n for _, names, _ in variants for n in names})
 
     set_dir = Path(rows[0]["image"]).parent.parent
+    if args.manifest:  # the stages of a manifest split's images live in the cache, keyed by their bytes
+        set_dir = cache / "unseen" / f"{args.split}-{_rows_key(rows)}"
     ckpt_sha = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest() if args.checkpoint else None
     seg_cfg = {n: config["segmenters"].get(n, {}) for n in seg_names}
     run_key = hashlib.sha256(json.dumps({"ckpt": ckpt_sha, "cams": config["cams"], "fusion": config["fusion"],
@@ -508,6 +544,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="WCBnet checkpoint (weakloc train); without one only the image-only "
                     "stages (partitions, baselines) are computed and the baselines scored")
     ap.add_argument("--config", default="config.yaml", help="study config (default config.yaml; '' = schema defaults)")
+    ap.add_argument("--manifest", help="instead of the unseen photos: a prepared dataset's manifest (with --split)")
+    ap.add_argument("--split", default="val", help="the manifest's split (val; test is refused)")
     ap.add_argument("--n-forged", type=int, default=40)
     ap.add_argument("--n-authentic", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)

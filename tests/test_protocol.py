@@ -82,6 +82,7 @@ def test_cross_dataset_robustness_and_literature_tables(tmp_path):
             and cross.loc["ELA", "synthshift:f1_mean"] == pytest.approx(0.05))
     robust = pd.read_csv(out / "robustness.csv").set_index("row")
     assert list(robust.columns[:4]) == ["none_mean", "none_std", "jpeg-70_mean", "jpeg-70_std"]
+    assert robust.index[0] == "Fused (attention) + SLIC, threshold decision"  # the segmenters and rule scored
     assert (robust.iloc[0]["jpeg-70_mean"] == pytest.approx(0.31)
             and robust.loc["ELA", "none_mean"] == pytest.approx(0.2))
     md = (out / "literature.md").read_text()

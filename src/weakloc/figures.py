@@ -399,7 +399,7 @@ def robustness_curves(level_files: Sequence[str | Path], out: str | Path) -> pd.
     for lv in read_level_files(level_files):
         for method, summary in lv["methods"].items():
             baseline = parse_baseline_variant(method)
-            label = "ours (weakloc localize)" if method == "pipeline" else (baseline or method).upper()
+            label = "ours (robustness.segmenters)" if method == "pipeline" else (baseline or method).upper()
             recs.append({"kind": lv["kind"], "value": lv["value"], "method": label, "f1": summary.get("f1")})
     table = pd.DataFrame(recs, columns=["kind", "value", "method", "f1"])
     kinds = [k for k in PERTURBATIONS if k in set(table["kind"])]

@@ -274,7 +274,7 @@ class Localizer:
         config: configuration sections (``cams``, ``fusion``, ``segmenters``, ``refine``,
             ``localize``), as a dict in the YAML's shape; missing keys take the schema's
             defaults (None = all defaults).
-        segmenters: segmenter names (default ``["slic"]``; ``[]`` = no refinement).
+        segmenters: segmenter names (default: the config's ``segmenters.use``; ``[]`` = no refinement).
         fusion: fusion method (default: the first of ``fusion.methods``).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         threads: torch CPU threads to set (None: leave torch's setting alone).
@@ -299,7 +299,7 @@ class Localizer:
         self.fusion = fusion or self.config["fusion"]["methods"][0]
         if self.fusion not in FUSION_METHODS:
             raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
-        self.segmenter_names = ["slic"] if segmenters is None else list(segmenters)
+        self.segmenter_names = list(self.config["segmenters"]["use"] if segmenters is None else segmenters)
         if threads:
             torch.set_num_threads(int(threads))
         self.device = str(resolve_device(device))  # "cpu" | "cuda"
@@ -416,7 +416,7 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
         checkpoint: a WCBnet checkpoint (``weakloc train``).
         out_dir: output folder (created).
         config: a configuration (``cams``, ``fusion``, ``segmenters``, ``refine``).
-        segmenters: segmenter names (default ``["slic"]``; ``[]`` = no refinement).
+        segmenters: segmenter names (default: the config's ``segmenters.use``; ``[]`` = no refinement).
         fusion: fusion method (default: the first of ``fusion.methods``).
         threads: torch CPU threads (default :func:`default_threads`: the segmenters run in a
             worker thread beside the detector, so one core is left to them).
@@ -432,7 +432,11 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
     paths = list_images(list(inputs))
     if not paths:
         raise WeaklocError(f"no images found in {', '.join(str(i) for i in inputs)}")
-    names = ["slic"] if segmenters is None else list(segmenters)
+    if segmenters is None:
+        from weakloc.config import validate_config
+
+        segmenters = validate_config(copy.deepcopy(config) if config else {})["segmenters"]["use"]
+    names = list(segmenters)
     localizer = Localizer(checkpoint, config, segmenters=names, fusion=fusion,
                           threads=threads or default_threads(bool(names)))
     out = Path(out_dir)

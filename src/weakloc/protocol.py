@@ -137,7 +137,7 @@ def robustness_table(levels: list[dict], config: dict) -> Table:
     fusion = config["fusion"]["methods"][0]
     segs = " + ".join(SEGMENTER_LABELS.get(s, s) for s in config["robustness"]["segmenters"])
     for m in methods:
-        label = (f"Fused ({fusion}) + {segs} (weakloc localize)" if m == "pipeline"
+        label = (f"Fused ({fusion}) + {segs}, {config['refine']['decision']['rule']} decision" if m == "pipeline"
                  else (parse_baseline_variant(m) or m).upper())
         t.rows.append((label, {name: Cell.of(v["methods"][m]) for name, v in by_level.items() if m in v["methods"]}))
     n = {lv.get("n_images") for lv in levels}

@@ -282,7 +282,7 @@ rule protocol_tables:
         ),
         robustness=lambda w, input: f"--robustness {' '.join(input.robustness)}" if input.robustness else "",
         literature=lambda w, input: f"--literature {input.literature}" if input.literature else "",
-        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "robustness"),
+        cfg=lambda w: sections(config, "evaluate", "fusion", "refine", "segmenters", "robustness"),
     shell:
         "weakloc protocol-tables {params.columns} {params.robustness} {params.literature} --out {output}"
         " --config-json {params.cfg:q} > {log} 2>&1"

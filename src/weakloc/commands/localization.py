@@ -105,7 +105,8 @@ def register(subparsers) -> None:
     add_input(p, "--checkpoint", "WCBnet checkpoint", metavar="CKPT")
     add_out(p, "DIR", "output folder")
     p.add_argument("--segmenter", action="extend", nargs="+", metavar="NAME",
-                   help="segmenter(s) for the refinement, e.g. --segmenter slic sam (default slic)")
+                   help="segmenter(s) for the refinement, e.g. --segmenter slic sam "
+                   "(default: the config's segmenters.use)")
     p.add_argument("--no-refine", action="store_true", help="write the fused map without refinement")
     p.add_argument("--fusion", metavar="NAME", help="fusion method (default: the first of fusion.methods)")
     p.add_argument("--segment-max-side", type=int, metavar="N",

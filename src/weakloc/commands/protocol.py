@@ -116,4 +116,4 @@ def register(subparsers) -> None:
     p.add_argument("--robustness", nargs="*", default=[], metavar="JSON", help="`weakloc robustness` outputs")
     p.add_argument("--literature", metavar="CSV", help="quoted numbers (docs/literature/quoted.csv)")
     add_out(p, "DIR", "output folder")
-    add_config_options(p, sections=("evaluate", "fusion", "segmenters", "robustness"))
+    add_config_options(p, sections=("evaluate", "fusion", "refine", "segmenters", "robustness"))
