@@ -513,7 +513,9 @@ def run(args) -> dict:
     print(file=sys.stderr)
     table = {f"weakloc {v}": s.row() for v, s in results.items()}
     table.update({f"pyIFD {b.upper()}": s.row() for b, s in baselines.items()})
-    return {"images": len(rows), "n_forged": args.n_forged, "n_authentic": args.n_authentic, "seed": args.seed,
+    source = f"{args.manifest}, split {args.split}" if args.manifest else "mate-backgrounds nature/"
+    return {"images": len(rows), "source": source, "n_forged": args.n_forged, "n_authentic": args.n_authentic,
+            "seed": args.seed,
             "checkpoint": str(args.checkpoint), "checkpoint_sha256": ckpt_sha, "threads": args.threads,
             "set": [s for s in (args.set or [])], "decision": config["refine"].get("decision"), "table": table}
 
@@ -532,7 +534,8 @@ def format_table(result: dict) -> str:
                      f"{f(r['auth_over_1pct'], True)} | "
                      f"{f(r['sec_per_image'], digits=2)} |")
     n = next(iter(result["table"].values()))
-    lines.append(f"\n{n['n_manipulated']} forgeries + {n['n_authentic']} authentic photos (mate-backgrounds nature/, "
+    lines.append(f"\n{n['n_manipulated']} forgeries + {n['n_authentic']} authentic images "
+                 f"({result.get('source', 'mate-backgrounds nature/')}, "
                  f"seed {result['seed']}); *oracle F1 = best threshold per image chosen with the mask (not a method). "
                  f"s/image = sum of the stages a method uses ({result['threads']} torch threads).")
     return "\n".join(lines)
