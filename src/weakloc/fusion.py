@@ -103,9 +103,11 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
     elif method == "max":
         out = maps.max(axis=0)
     elif method == "wavelet":
-        defaults = section_defaults("fusion.wavelet")
-        out = _wavelet(maps, defaults["name"] if wavelet is None else wavelet,
-                       int(defaults["level"] if level is None else level))
+        if wavelet is None or level is None:
+            defaults = section_defaults("fusion.wavelet")
+            wavelet = defaults["name"] if wavelet is None else wavelet
+            level = defaults["level"] if level is None else level
+        out = _wavelet(maps, wavelet, int(level))
     else:
         raise WeaklocError(f"fusion: unknown method {method!r} (choose from {', '.join(FUSION_METHODS)})")
     return np.clip(out, 0.0, 1.0).astype(np.float32)

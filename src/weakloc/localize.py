@@ -428,17 +428,14 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
 
     from weakloc import __version__
     from weakloc.gallery import write_gallery
+    from weakloc.runtime import set_threads
 
     paths = list_images(list(inputs))
     if not paths:
         raise WeaklocError(f"no images found in {', '.join(str(i) for i in inputs)}")
-    if segmenters is None:
-        from weakloc.config import validate_config
-
-        segmenters = validate_config(copy.deepcopy(config) if config else {})["segmenters"]["use"]
-    names = list(segmenters)
-    localizer = Localizer(checkpoint, config, segmenters=names, fusion=fusion,
-                          threads=threads or default_threads(bool(names)))
+    localizer = Localizer(checkpoint, config, segmenters=segmenters, fusion=fusion, threads=threads)
+    if not threads:  # the default depends on the segmenters the Localizer resolved (no compute ran yet)
+        set_threads(default_threads(bool(localizer.segmenter_names)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = LocalizeResult()
