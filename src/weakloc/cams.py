@@ -370,8 +370,7 @@ def read_blocks_csv(cams_dir: str | Path) -> pd.DataFrame:
         raise WeaklocError(f"{path}: not found (run `weakloc cams` first)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise WeaklocError(f"{path}: not a readable CSV ({exc})") from None
-    wcols = [c for c in df.columns if c.startswith("w") and c[1:].isdigit()]
-    if "id" not in df.columns or "score" not in df.columns or not wcols:
+    if "id" not in df.columns or "score" not in df.columns or not weight_columns(df):
         raise WeaklocError(f"{path}: needs columns id, score and w1..wB, has {', '.join(df.columns)}")
     return df
 

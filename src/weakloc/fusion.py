@@ -116,8 +116,8 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
 def fuse_with_config(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | None,
                      config: dict) -> np.ndarray:
     """:func:`fuse` with the wavelet settings of a validated configuration's ``fusion`` section."""
-    wcfg = {**section_defaults("fusion.wavelet"), **config.get("fusion", {}).get("wavelet", {})}
-    return fuse(maps, method, weights=weights, wavelet=wcfg["name"], level=wcfg["level"])
+    wcfg = config.get("fusion", {}).get("wavelet", {})  # a key it lacks: fuse takes the schema's default
+    return fuse(maps, method, weights=weights, wavelet=wcfg.get("name"), level=wcfg.get("level"))
 
 
 def fuse_folder(cams_dir: str | Path, method: str, out_dir: str | Path, config: dict,

@@ -315,13 +315,14 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
     seg_dirs = [Path(d) for d in segment_dirs]
     df = shard_items(read_blocks_csv(cams_dir), shard)
     wcols = weight_columns(df)
-    needs_blocks = config["refine"].get("evidence") == "map"
+    settings = RefineSettings.from_section(config["refine"])  # once, not per image
+    needs_blocks = settings.evidence == "map"
     out.mkdir(parents=True, exist_ok=True)
     for row in tqdm(df.to_dict("records"), desc="refine", unit="img", file=sys.stderr):
         image_id = row["id"]
         coarse, partitions = read_coarse_and_partitions(fused_dir, seg_dirs, image_id)
         blocks = read_block_maps(cams_dir, image_id, len(wcols)) if needs_blocks else None
-        refined = refine_with_config(coarse, partitions, config["refine"], image_prob=float(row["score"]),
+        refined = refine_with_config(coarse, partitions, settings, image_prob=float(row["score"]),
                                      block_maps=blocks)
         write_prob(refined, inside(out, f"{image_id}.png"))
     return len(df)

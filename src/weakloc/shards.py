@@ -144,8 +144,9 @@ def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> int:
                 (tmp / rel).write_text(_interleave([d / rel for d in where]), encoding="utf-8")
                 continue
             first = where[0] / rel
+            first_bytes = first.read_bytes() if len(where) > 1 else b""
             for other in where[1:]:
-                if (other / rel).read_bytes() != first.read_bytes():
+                if (other / rel).read_bytes() != first_bytes:
                     raise WeaklocError(f"{other / rel}: differs from {first} (shards of different settings?)")
             _place(first, tmp / rel)
         replace_dir(tmp, out_dir)
