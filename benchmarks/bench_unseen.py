@@ -381,7 +381,7 @@ def run(args) -> dict:
     from weakloc.baselines import baseline_map
     from weakloc.cams import block_maps
     from weakloc.config import load_config, validate_config
-    from weakloc.decision import DecisionSettings, calibrated_map
+    from weakloc.decision import DecisionSettings, calibrated_map, with_rule
     from weakloc.fusion import fuse_with_config
     from weakloc.refinement import refine_with_config
     from weakloc.segmenters import MAP_PROMPTED, build_segmenter
@@ -442,8 +442,7 @@ def run(args) -> dict:
     segmenters: dict = {}
     results = {v: Scores() for v, _, _ in variants} if args.checkpoint else {}
     baselines = {b: Scores() for b in args.baselines}
-    calib_cfg = copy.deepcopy(config["refine"])
-    calib_cfg.setdefault("decision", {})["rule"] = "calibrated"
+    calib_cfg = with_rule(config["refine"], "calibrated")
     t_all = time.perf_counter()
     for n, row in enumerate(rows):
         rgb = read_rgb(row["image"])

@@ -15,7 +15,6 @@ a choice on the validation split, which the docs say.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from weakloc.cams import block_maps
 from weakloc.config import load_config
+from weakloc.decision import with_rule
 from weakloc.fusion import fuse_with_config
 from weakloc.io import read_mask, read_rgb
 from weakloc.manifest import read_manifest
@@ -64,7 +64,7 @@ def main() -> int:
                 if over is None:
                     prob = coarse
                 else:
-                    cfg = copy.deepcopy(config["refine"])
+                    cfg = with_rule(config["refine"], "threshold")  # the quantile choice was made at P > 0.5
                     cfg.update(over)
                     prob = refine_with_config(coarse, [seg], cfg, image_prob=bm.prob)
                 flagged = prob > 0.5

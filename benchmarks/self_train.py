@@ -79,7 +79,7 @@ from tqdm import tqdm
 
 from weakloc.cams import block_maps, block_strides, upsample_cells
 from weakloc.config import load_config
-from weakloc.decision import apply_decision
+from weakloc.decision import apply_decision, with_rule
 from weakloc.fusion import fuse_with_config
 from weakloc.io import orient_array, quantize_prob, read_mask, read_rgb_stored
 from weakloc.manifest import read_manifest
@@ -205,12 +205,7 @@ def load_images(rows: pd.DataFrame, config: dict, desc: str, with_masks: bool) -
 
 def refine_sections(config: dict) -> dict[str, dict]:
     """The config's ``refine`` section with ``decision.rule`` set to ``threshold`` and to ``calibrated``."""
-    out = {}
-    for rule in ("threshold", "calibrated"):
-        section = copy.deepcopy(config["refine"])
-        section["decision"] = {**section.get("decision", {}), "rule": rule}
-        out[rule] = section
-    return out
+    return {rule: with_rule(config["refine"], rule) for rule in ("threshold", "calibrated")}
 
 
 def coarse_map(model, meta: dict, images: Images, i: int, config: dict) -> tuple[np.ndarray, float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from weakloc.config import load_config
-from weakloc.decision import DecisionSettings, calibrated_map
+from weakloc.decision import DecisionSettings, calibrated_map, with_rule
 from weakloc.errors import WeaklocError
 from weakloc.io import read_mask, read_rgb
 from weakloc.metrics import ScoreHistogram, summarize_localization
@@ -134,7 +134,8 @@ def main() -> None:
             raise WeaklocError("give --unseen-run DIR, or --manifest M --checkpoint CKPT")
     except WeaklocError as exc:
         sys.exit(f"sweep_decision: {exc}")
-    refined = [refine_with_config(r["coarse"], [r["slic"]], config["refine"], image_prob=r["prob"]) for r in records]
+    threshold = with_rule(config["refine"], "threshold")  # the baseline row is P > 0.5 whatever config.yaml says
+    refined = [refine_with_config(r["coarse"], [r["slic"]], threshold, image_prob=r["prob"]) for r in records]
     sources = {"fused": [r["coarse"] for r in records], "slic-refined": refined}
     rows = []
     for name, maps in sources.items():

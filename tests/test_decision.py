@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,15 @@ def test_unknown_rule_or_unit_is_a_one_line_error():
         DecisionSettings.from_section({"rule": "otsu"})
     with pytest.raises(WeaklocError, match="refine.decision.unit"):
         DecisionSettings.from_section({"unit": "superpixel"})
+
+
+def test_with_rule_sets_only_the_rule_and_leaves_the_section_alone():
+    from weakloc.config import validate_config
+    from weakloc.decision import with_rule
+
+    section = validate_config({"refine": {"decision": {"rule": "calibrated", "gate": 0.5}}})["refine"]
+    before = json.dumps(section, sort_keys=True)
+    out = with_rule(section, "threshold")
+    assert out["decision"] == {**section["decision"], "rule": "threshold"} and out["decision"]["gate"] == 0.5
+    assert {k: v for k, v in out.items() if k != "decision"} == {k: v for k, v in section.items() if k != "decision"}
+    assert json.dumps(section, sort_keys=True) == before  # a copy: the config is not changed

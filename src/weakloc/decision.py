@@ -27,6 +27,7 @@ ranking of ``P`` is kept and the 8-bit file (``value / 255``) still thresholds e
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -148,3 +149,11 @@ def apply_decision(prob: np.ndarray, partitions, image_prob: float | None,
         return prob
     part = partitions[0] if (settings.unit == "region" and partitions) else None
     return calibrated_map(prob, part, image_prob, settings)
+
+
+def with_rule(refine_section: Mapping, rule: str) -> dict:
+    """A copy of a ``refine`` section whose ``decision.rule`` is ``rule`` (its other keys kept):
+    how a benchmark scores one rule whatever the config's default is."""
+    section = copy.deepcopy(dict(refine_section))
+    section["decision"] = {**section.get("decision", {}), "rule": rule}
+    return section
