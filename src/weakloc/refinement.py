@@ -123,12 +123,6 @@ def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: floa
     return np.log((prior_a + s) / (prior_b + np.maximum(n - s, 0.0))).astype(np.float32)
 
 
-def region_rates(counts_map: np.ndarray, partition: np.ndarray, prior_a: float, prior_b: float) -> np.ndarray:
-    """``rho_{R(x)}`` broadcast to the pixels: ``(H, W) float32`` strictly inside ``(0, 1)``."""
-    part = np.asarray(partition).astype(np.intp, copy=False)
-    return _sigmoid(region_log_odds(counts_map, part, prior_a, prior_b))[part]
-
-
 def _check_partition(part: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
     part = np.asarray(part)
     if part.shape != shape:

@@ -9,6 +9,7 @@ from weakloc.segmenters import settings_key
 from weakloc.segmenters.sam import DEFAULT_MOBILE_SAM
 from weakloc.peer_rules import PEER_RULES, peer_segmenter
 from weakloc.perturb import PERTURBATIONS, level_name
+from weakloc.protocol import main_segset, protocol_variants
 
 validate_config(config, source="config (config.yaml, --configfile or --config)")
 
@@ -19,7 +20,7 @@ FUSIONS = config["fusion"]["methods"]
 SEGMENTERS = config["segmenters"]["use"]
 SEGSETS = SEGMENTERS + (["all"] if len(SEGMENTERS) > 1 else [])
 MAIN_FUSION = FUSIONS[0]
-MAIN_SEGSET = SEGSETS[-1]
+MAIN_SEGSET = main_segset(config)  # "all" with several segmenters, else the one (the protocol tables' row)
 PRIOR_STRENGTHS = config["evaluate"]["prior_strengths"]
 SEL_QUALITIES = config["evaluate"]["sel_ablation"]
 SEL_ABLATION = [layout.sel_name(qs) for qs in SEL_QUALITIES]
@@ -162,7 +163,7 @@ def cross_variant_maps(w):
     return layout.variant_maps(layout.cross_root(DATASET, w.evalset), w.seed, w.variant, layout.CROSS_KINDS)
 
 
-CROSS_VARIANTS = [layout.fused_variant(MAIN_FUSION), layout.refined_variant(MAIN_FUSION, MAIN_SEGSET), *PEER_VARIANTS]
+CROSS_VARIANTS = [variant for variant, _ in protocol_variants(config)]  # exactly the rows protocol-tables reads
 
 
 def cross_scores(evalset):
