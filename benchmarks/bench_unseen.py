@@ -74,7 +74,7 @@ GENERATOR_VERSION = 1
 
 VARIANT_HELP = """variants (segmenters before '/', a decision after it):
   fused              the fused map, no refinement
-  default            the config's segmenters.use and refine section (slic+sam in config.yaml)
+  default            the config's segmenters.use and refine section (sam, calibrated rule in config.yaml)
   slic, sam, sam_prompt, slic+sam_prompt, ...   those segmenters ('+'-joined)
   <any>/calibrated   the same, then refine.decision.rule = calibrated (other decision keys from the config/--set)"""
 

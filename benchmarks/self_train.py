@@ -1,7 +1,11 @@
 """Self-training prototype: does an end-to-end fine-tuned WCBnet beat its teacher? (issue 9, item 2)
 
-A PROTOTYPE BENCHMARK, not part of the pipeline, the workflow or the tests: it answers with
-numbers whether self-training is worth building workflow rules for. Per round r (1..R):
+A PROTOTYPE BENCHMARK, not part of the pipeline, the workflow or the tests. The workflow's
+self-training (``selftrain.rounds``; :mod:`weakloc.selftrain`) was built after it with the same
+pseudo-labels (:func:`weakloc.selftrain.pseudo_label`) and pixel loss
+(:class:`weakloc.training.PixelLoss`); it differs in using every train image, training's own
+schedule (one warm-up epoch) and model selection on validation AUC. This script stays as the
+quick val-split comparison of four pipeline variants per round. Per round r (1..R):
 
 1. **Pseudo-masks** for a seeded, class-balanced subset of the TRAIN split (``--n-train``
    images, half of each label) from the teacher's pipeline: block maps (``cams.method``), the
@@ -72,12 +76,10 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from weakloc.cams import block_maps, block_strides, upsample_cells
+from weakloc.cams import block_maps, block_strides
 from weakloc.config import load_config
 from weakloc.decision import apply_decision, with_rule
 from weakloc.fusion import fuse_with_config
@@ -88,11 +90,19 @@ from weakloc.refinement import refine_with_config
 from weakloc.runtime import resolve_device, set_threads
 from weakloc.segmenters import build_segmenter
 from weakloc.sel import scale_error_diff
-from weakloc.training import balanced_epoch_plan, compact_sel_of_file, grid_crop, wcbnet_loss
+from weakloc.selftrain import pseudo_label
+from weakloc.training import (
+    PIXEL_BACKGROUND,
+    PIXEL_FOREGROUND,
+    PIXEL_IGNORE,
+    PixelLoss,
+    balanced_epoch_plan,
+    compact_sel_of_file,
+    grid_crop,
+    wcbnet_loss,
+)
 from weakloc.wcbnet import load_checkpoint, save_checkpoint
 
-#: Pseudo-label values; 0 = ignore, so the zero padding of a crop is ignored.
-IGNORE, BACKGROUND, FOREGROUND = 0, 1, 2
 #: The evaluated variants: (name, refined with SLIC?, decision rule). The rule is set explicitly,
 #: whatever the config's ``refine.decision.rule`` says (the config's other refine keys are kept).
 VARIANTS = (("fused", False, "threshold"), ("fused+cal", False, "calibrated"),
@@ -217,25 +227,6 @@ def coarse_map(model, meta: dict, images: Images, i: int, config: dict) -> tuple
     return quantize_prob(fused), float(bm.prob)
 
 
-def pseudo_label(coarse: np.ndarray, mask: np.ndarray, label: int, ring: int, background: str = "median") -> np.ndarray:
-    """``(H, W) int8`` pseudo-labels (IGNORE / BACKGROUND / FOREGROUND) of one training image."""
-    out = np.full(coarse.shape, IGNORE, dtype=np.int8)
-    if label == 0:
-        out[:] = BACKGROUND  # authentic: exact and free
-        return out
-    if background == "outside" and mask.any():
-        out[~mask] = BACKGROUND
-    else:
-        out[(~mask) & (coarse < np.median(coarse))] = BACKGROUND
-    out[mask] = FOREGROUND
-    if ring > 0 and mask.any():
-        cross = ndimage.generate_binary_structure(2, 1)
-        outer = ndimage.binary_dilation(mask, cross, iterations=ring)
-        inner = ndimage.binary_erosion(mask, cross, iterations=ring, border_value=1)
-        out[outer & ~inner] = IGNORE
-    return out
-
-
 def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, desc: str):
     """Every training image's pseudo-labels from ``model`` and a summary of them."""
     model.eval()
@@ -249,7 +240,7 @@ def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, des
         labels.append(lab)
         if train.labels[i] == 1:
             stats["empty_mask"] += int(not mask.any())
-            for key, value in (("fg", FOREGROUND), ("bg", BACKGROUND), ("ignore", IGNORE)):
+            for key, value in (("fg", PIXEL_FOREGROUND), ("bg", PIXEL_BACKGROUND), ("ignore", PIXEL_IGNORE)):
                 stats[key].append(float(np.mean(lab == value)))
             stats["prob"].append(prob)
     n_manip = int(np.sum(train.labels == 1))
@@ -260,19 +251,6 @@ def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, des
 
 
 # --------------------------------------------------------------------------- fine-tuning
-
-def pixel_loss(score_maps: list[torch.Tensor], lab: torch.Tensor, strides: list[int], offset: float) -> torch.Tensor:
-    """Mean over blocks of the BCE of each score map's logits, upsampled to ``lab`` (N, H, W), on non-ignored pixels."""
-    valid = (lab != IGNORE).float()
-    target = (lab == FOREGROUND).float()
-    n_valid = valid.sum().clamp(min=1.0)
-    losses = []
-    for cells, stride in zip(score_maps, strides, strict=True):
-        up = upsample_cells(cells.float(), stride, tuple(lab.shape[-2:]), offset)[:, 0]
-        bce = F.binary_cross_entropy_with_logits(up, target, reduction="none")
-        losses.append((bce * valid).sum() / n_valid)
-    return torch.stack(losses).mean()
-
 
 def make_batch(train: Images, labels: list[np.ndarray], items, crop: int, scale: float):
     """SEL crops ``(N, C, S, S)``, pseudo-label crops ``(N, S, S)`` (same crop and flip) and image labels."""
@@ -308,6 +286,7 @@ def fine_tune(model, train: Images, labels: list[np.ndarray], config: dict, args
                                   weight_decay=float(tcfg["weight_decay"]))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(1, int(WARMUP_SHARE * total)), total))
     strides, offset = block_strides(model)
+    pixel_loss = PixelLoss(1.0, tuple(strides), float(offset))
     model.train()
     history = []
     for epoch, plan in enumerate(plans, start=1):
@@ -318,7 +297,7 @@ def fine_tune(model, train: Images, labels: list[np.ndarray], config: dict, args
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             out = model(x)
             image_loss = wcbnet_loss(out, y.to(device), float(tcfg["block_loss_weight"]))
-            pix = pixel_loss(out.score_maps, lab.to(device), strides, offset)
+            pix = pixel_loss(out.score_maps, lab.to(device))
             loss = image_loss + args.pixel_weight * pix
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

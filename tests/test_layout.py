@@ -34,13 +34,18 @@ VARIANTS = [
      "results/d/sel-75-90/seed3/fused/attention"),
     (layout.peer_variant("attention", "sepl"), "peer", {"fusion": "attention", "rule": "sepl"},
      "results/d/seed3/peer/attention/sepl"),
+    (layout.st_variant(1, "fused-mean"), "st_fused", {"round": "1", "fusion": "mean"},
+     "results/d/st1/seed3/fused/mean"),
+    (layout.st_variant(12, "refined-mean-all"), "st_refined", {"round": "12", "fusion": "mean", "segset": "all"},
+     "results/d/st12/seed3/refined/mean/all/default"),
 ]
 
 
 def test_every_kind_round_trips_and_has_its_maps_folder():
     names = [v[0] for v in VARIANTS]
     assert names == ["block2", "fused-wavelet", "refined-mean-all", "refined-max-sam-prior0.5",
-                     "refined-attention-slic-prior10", "sel-75-90-fused-attention", "peer-attention-sepl"]
+                     "refined-attention-slic-prior10", "sel-75-90-fused-attention", "peer-attention-sepl",
+                     "st1-fused-mean", "st12-refined-mean-all"]
     assert {kind for _, kind, _, _ in VARIANTS} == set(layout.VARIANT_KINDS)
     for name, kind, fields, folder in VARIANTS:
         assert layout.parse_variant(name) == (kind, fields)
@@ -51,7 +56,8 @@ def test_every_kind_round_trips_and_has_its_maps_folder():
 
 def test_unknown_names_are_refused():
     for name in ("something-else", "fused-", "Fused-mean", "refined-mean", "peer-attention-other", "block",
-                 "sel-fused-mean", "baseline-ela", "fused-mean.json", "refined-mean-slic-priorx"):
+                 "sel-fused-mean", "baseline-ela", "fused-mean.json", "refined-mean-slic-priorx", "st0-fused-mean",
+                 "st1-refined-mean-sam-prior10", "st1-block1"):
         assert layout.parse_variant(name) is None, name
     with pytest.raises(WeaklocError, match="unknown score variant 'nope'"):
         layout.variant_maps("results/d", 0, "nope")
@@ -136,7 +142,7 @@ def test_schema_enums_equal_the_registries():
     schema = load_schema()
     assert _enum(schema, "fusion/methods/[]") == list(FUSION_METHODS)
     for path in ("segmenters/use/[]", "robustness/segmenters/[]", "peer_rules/edgecam/segmenter",
-                 "peer_rules/sepl/segmenter"):
+                 "peer_rules/sepl/segmenter", "selftrain/segmenter"):
         assert _enum(schema, path) == CACHED_SEGMENTERS, path
     assert _enum(schema, "evaluate/baselines/[]") == list(BASELINES)
     assert _enum(schema, "dataset/name") == list(DATASETS)

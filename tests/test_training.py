@@ -92,25 +92,13 @@ def test_small_model_learns_the_toy_task_and_detect_scores_the_test_split(toy, t
     assert meta_auc == pytest.approx(summary["best_val_auc"])
 
 
-def test_masks_are_never_read(toy, tmp_path, monkeypatch):
-    """Image labels only: every file training opens is recorded, and no mask is among them.
-
-    The manifest names mask files that exist and would read fine (a silent read would go
-    unnoticed otherwise) and, for half of the images, mask files that do not exist.
-    """
+def record_opened_files(monkeypatch) -> list[str]:
+    """The list every file opened from now on (``open``, ``PIL.Image.open``) is appended to, until
+    ``monkeypatch.undo()``."""
     import builtins
 
     import PIL.Image
 
-    root = tmp_path / "spy"
-    (root / "masks").mkdir(parents=True)
-    df = pd.read_csv(toy)
-    df["image"] = [str(toy.parent / p) for p in df["image"]]
-    for i, ident in enumerate(df["id"]):
-        if i % 2 == 0:
-            (root / "masks" / f"{ident}.png").write_bytes((toy.parent / "masks" / f"{ident}.png").read_bytes())
-    df["mask"] = [str(root / "masks" / f"{i}.png") for i in df["id"]]
-    df.to_csv(root / "manifest.csv", index=False)
     opened = []
     real_open, real_image_open = builtins.open, PIL.Image.open
 
@@ -124,6 +112,25 @@ def test_masks_are_never_read(toy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(PIL.Image, "open", spy_image_open)
+    return opened
+
+
+def test_masks_are_never_read(toy, tmp_path, monkeypatch):
+    """Image labels only: every file training opens is recorded, and no mask is among them.
+
+    The manifest names mask files that exist and would read fine (a silent read would go
+    unnoticed otherwise) and, for half of the images, mask files that do not exist.
+    """
+    root = tmp_path / "spy"
+    (root / "masks").mkdir(parents=True)
+    df = pd.read_csv(toy)
+    df["image"] = [str(toy.parent / p) for p in df["image"]]
+    for i, ident in enumerate(df["id"]):
+        if i % 2 == 0:
+            (root / "masks" / f"{ident}.png").write_bytes((toy.parent / "masks" / f"{ident}.png").read_bytes())
+    df["mask"] = [str(root / "masks" / f"{i}.png") for i in df["id"]]
+    df.to_csv(root / "manifest.csv", index=False)
+    opened = record_opened_files(monkeypatch)
     summary = train_wcbnet(root / "manifest.csv", tiny_config(epochs=1), 0, tmp_path / "w.pt", tmp_path / "l.csv")
     monkeypatch.undo()
     assert summary["epochs_run"] == 1 and (tmp_path / "w.pt").is_file()
@@ -170,6 +177,21 @@ def test_compact_sel_is_exact_and_one_byte_per_value_when_it_fits(tmp_path):
         np.testing.assert_array_equal(scale_error_diff(compact, 8.0), signed_error_level(rgb, [90, 5], 8.0))
 
 
+def kill_epoch(monkeypatch, n: int) -> None:
+    """Make training's epoch ``n`` (counted from now) raise KeyboardInterrupt, as a killed job would."""
+    import weakloc.training as training
+
+    real_epoch, calls = training._epoch, {"n": 0}
+
+    def dying_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_epoch", dying_epoch)
+
+
 def test_killed_run_resumes_from_the_last_epoch_and_ends_like_an_uninterrupted_one(toy, tmp_path, monkeypatch):
     import weakloc.training as training
 
@@ -178,23 +200,14 @@ def test_killed_run_resumes_from_the_last_epoch_and_ends_like_an_uninterrupted_o
     train_wcbnet(toy, cfg, 0, full / "w.pt", full / "log.csv")
 
     part = tmp_path / "part"
-    real_epoch = training._epoch
-    calls = {"n": 0}
-
-    def dying_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # killed during epoch 3
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_epoch", dying_epoch)
+    kill_epoch(monkeypatch, 3)  # killed during epoch 3
     with pytest.raises(KeyboardInterrupt):
         train_wcbnet(toy, cfg, 0, part / "w.pt", part / "log.csv")
     assert len(pd.read_csv(part / "log.csv")) == 2
     assert training.resume_path(part / "w.pt") == part / "resume" / "last.pt"
     assert (part / "resume" / "last.pt").is_file()
 
-    monkeypatch.setattr(training, "_epoch", real_epoch)
+    monkeypatch.undo()
     (part / "w.pt").unlink()  # Snakemake deletes declared outputs before a rerun
     (part / "log.csv").unlink()
     summary = train_wcbnet(toy, cfg, 0, part / "w.pt", part / "log.csv")

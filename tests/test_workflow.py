@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -74,7 +75,7 @@ def leaves(node):
 def test_smoke_study_builds_every_table_and_figure(smoke):
     tables = smoke / "results/synthetic/tables"
     for name in ["localization", "detection", "ablation_fusion_segmenter", "ablation_prior", "ablation_sel",
-                 "baselines"]:
+                 "ablation_selftrain", "baselines"]:
         for ext in ("csv", "md", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext} missing or empty"
         frame = pd.read_csv(tables / f"{name}.csv")
@@ -85,6 +86,12 @@ def test_smoke_study_builds_every_table_and_figure(smoke):
     assert {"pixel_f1_mean", "combined_f1_mean"} <= set(pd.read_csv(tables / "detection.csv").columns)
     grid = pd.read_csv(tables / "ablation_fusion_segmenter.csv")
     assert len(grid) == 4  # every fusion, each refined with every segmenter set
+    selftrain = pd.read_csv(tables / "ablation_selftrain.csv")  # selftrain.rounds: 1 in the smoke config
+    assert [r.split(":")[0] for r in selftrain["row"]] == ["round 0", "round 0", "round 1", "round 1"]
+    assert selftrain["image_auc_mean"].notna().all()
+    student = torch.load(smoke / "checkpoints/synthetic/st1/seed0/wcbnet.pt", weights_only=True)["meta"]
+    assert student["self_training"][0]["teacher"] == "checkpoints/synthetic/seed0/wcbnet.pt"
+    assert (smoke / "checkpoints/synthetic/st1/seed0/pseudo/pseudo.csv").is_file()
     summary = json.loads((tables / "summary.json").read_text())
     numbers = list(leaves(summary))
     assert len(numbers) > 20 and all(math.isfinite(v) for v in numbers)

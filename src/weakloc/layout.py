@@ -1,9 +1,10 @@
 """Variant names and result paths: the one module that builds them and parses them back.
 
 The workflow (``workflow/rules/*.smk``) writes every result under ``results/<root>/`` where a
-*root* is a dataset (``results/synthetic``) or the dataset's SEL-ablation model
-(``results/synthetic/sel-75-90``); the tables, figures and protocol tables read those files
-back by their paths. This module is the grammar both sides share.
+*root* is a dataset (``results/synthetic``), the dataset's SEL-ablation model
+(``results/synthetic/sel-75-90``) or its round-r self-trained student (``results/synthetic/st1``,
+:mod:`weakloc.selftrain`); the tables, figures and protocol tables read those files back by
+their paths. This module is the grammar both sides share.
 
 Score variants (the stem of ``<root>/seed{s}/scores/<variant>.json``), with the folder of maps
 each one scores, under the run folder ``<root>/seed{s}``:
@@ -13,6 +14,8 @@ each one scores, under the run folder ``<root>/seed{s}``:
 - ``refined-{fusion}-{segset}``: ``refined/{fusion}/{segset}/default``;
 - ``refined-{fusion}-{segset}-prior{p}``: ``refined/{fusion}/{segset}/prior{p}`` (Beta prior a = b = p);
 - ``sel-{q1}-{q2}...-fused-{fusion}``: the SEL-ablation model's ``<root>/sel-{q1}-{q2}.../seed{s}/fused/{fusion}``;
+- ``st{r}-fused-{fusion}``, ``st{r}-refined-{fusion}-{segset}``: the round-r student's
+  ``<root>/st{r}/seed{s}/fused/{fusion}`` and ``.../refined/{fusion}/{segset}/default``;
 - ``peer-{fusion}-{rule}``: ``peer/{fusion}/{rule}`` (``rule`` in :data:`weakloc.peer_rules.PEER_RULES`).
 
 The other files the readers recognise: ``<root>/seed{s}/detect/metrics.json`` (image-level
@@ -36,11 +39,14 @@ from weakloc.peer_rules import PEER_RULES
 NAME = r"[a-z0-9_]+"
 #: A dataset (results/<dataset>) and a study root (the dataset, or dataset/sel-Q1-Q2).
 DATASET_PATTERN = r"[a-z0-9]+"
-ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+)?"
+#: The roots of trained models (``weakloc train``); a student's root (``st{r}``) is written by ``weakloc self-train``.
+TRAINED_ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+)?"
+ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+|/st[1-9][0-9]*)?"
 #: The refinement variant folder: the configured prior, or prior<strength> (a = b = strength).
 REFINE_PATTERN = r"default|prior[0-9.]+"
 SHARD_PATTERN = r"\d+-of-\d+"
 SEL_PREFIX = "sel-"
+ST_PREFIX = "st"
 
 #: kind -> pattern of a score variant name; :func:`parse_variant` returns the named groups.
 VARIANT_PATTERNS: dict[str, re.Pattern] = {
@@ -50,6 +56,8 @@ VARIANT_PATTERNS: dict[str, re.Pattern] = {
     "refined": re.compile(rf"refined-(?P<fusion>{NAME})-(?P<segset>{NAME})"),
     "sel": re.compile(rf"sel-(?P<qualities>\d+(?:-\d+)*)-fused-(?P<fusion>{NAME})"),
     "peer": re.compile(rf"peer-(?P<fusion>{NAME})-(?P<rule>{'|'.join(PEER_RULES)})"),
+    "st_fused": re.compile(rf"st(?P<round>[1-9][0-9]*)-fused-(?P<fusion>{NAME})"),
+    "st_refined": re.compile(rf"st(?P<round>[1-9][0-9]*)-refined-(?P<fusion>{NAME})-(?P<segset>{NAME})"),
 }
 VARIANT_KINDS = tuple(VARIANT_PATTERNS)
 #: The kinds a cross-dataset evaluation set scores (no blocks, prior or SEL ablation there).
@@ -57,12 +65,15 @@ CROSS_KINDS = ("fused", "refined", "peer")
 #: kind -> maps folder under the run folder (block and sel: see :func:`variant_maps`).
 _MAPS_FOLDERS = {"fused": "fused/{fusion}", "refined": "refined/{fusion}/{segset}/default",
                  "prior": "refined/{fusion}/{segset}/prior{strength}", "peer": "peer/{fusion}/{rule}"}
+#: A student's kind -> the teacher's kind of the same maps (under the student's root).
+_ST_KINDS = {"st_fused": "fused", "st_refined": "refined"}
 
 _BASELINE_VARIANT = re.compile(r"baseline-(?P<name>[^/]+)")
 _SCORE_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/scores/(?P<variant>[^/]+)\.json")
 _DETECT_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/detect/metrics\.json")
 _BASELINE_FILE = re.compile(r"(?:^|.*/)baselines/scores/baseline-(?P<name>[^/]+)\.json")
 _SEL_ROOT = re.compile(rf"{DATASET_PATTERN}/sel-(?P<qualities>[0-9-]+)")
+_ST_FOLDER = re.compile(r"st(?P<round>[1-9][0-9]*)")
 
 
 # ----------------------------------------------------------------------------- variant names
@@ -90,6 +101,25 @@ def sel_name(qualities: Sequence[int]) -> str:
 def sel_variant(qualities: Sequence[int], fusion: str) -> str:
     """The fused map of the SEL-ablation model trained with JPEG ``qualities``."""
     return f"{sel_name(qualities)}-fused-{fusion}"
+
+
+def st_name(round_: int) -> str:
+    """``st{r}``: the root folder (under the dataset's) of the round-``r`` self-trained student."""
+    return f"{ST_PREFIX}{int(round_)}"
+
+
+def st_variant(round_: int, variant: str) -> str:
+    """The round-``r`` student's ``variant`` (a :func:`fused_variant` or a default :func:`refined_variant`)."""
+    kind = parse_variant(variant)
+    if kind is None or kind[0] not in _ST_KINDS.values():
+        raise WeaklocError(f"a student's variant is fused-... or refined-..., not {variant!r}")
+    return f"{st_name(round_)}-{variant}"
+
+
+def parse_st_folder(name: str) -> int | None:
+    """The round of a student's root folder ``st{r}``; None for any other name."""
+    m = _ST_FOLDER.fullmatch(name)
+    return int(m["round"]) if m else None
 
 
 def peer_variant(fusion: str, rule: str) -> str:
@@ -185,13 +215,17 @@ def variant_maps(root: str, seed: int | str, variant: str, kinds: Sequence[str] 
     if kind == "sel":
         sel_root = f"{root}/{SEL_PREFIX}{fields['qualities']}"  # the ablation model's own tree
         folder = f"{run_dir(sel_root, seed)}/fused/{fields['fusion']}"
+    elif kind in _ST_KINDS:  # the student's own tree, its maps where the teacher's are in the teacher's
+        st_root = f"{root}/{st_name(fields['round'])}"
+        folder = f"{run_dir(st_root, seed)}/{_MAPS_FOLDERS[_ST_KINDS[kind]].format(**fields)}"
     else:
         folder = f"{base}/{_MAPS_FOLDERS[kind].format(**fields)}"
     return folder, folder
 
 
 def parse_root(root: str) -> tuple[str, list[int] | None]:
-    """``(dataset, SEL qualities or None)`` of a study root (``synthetic``, ``synthetic/sel-75-90``)."""
+    """``(dataset, SEL qualities or None)`` of a study root (``synthetic``, ``synthetic/sel-75-90``,
+    ``synthetic/st1``)."""
     m = _SEL_ROOT.fullmatch(root)
     return root.split("/")[0], [int(q) for q in m["qualities"].split("-")] if m else None
 
@@ -248,6 +282,8 @@ def wildcard_patterns() -> dict[str, str]:
         "dataset": DATASET_PATTERN,
         "seed": r"\d+",
         "root": ROOT_PATTERN,
+        "trained_root": TRAINED_ROOT_PATTERN,
+        "round": r"[1-9][0-9]*",
         "fusion": _alternatives(FUSION_METHODS),
         "segmenter": _alternatives(segmenters),
         "segset": _alternatives([*segmenters, "all"]),

@@ -42,9 +42,11 @@ from weakloc.layout import (
     fused_variant,
     is_sel_folder,
     parse_result_file,
+    parse_st_folder,
     parse_variant,
     peer_variant,
     refined_variant,
+    st_variant,
 )
 from weakloc.peer_rules import PEER_LABELS, PEER_RULES
 
@@ -63,7 +65,8 @@ ORACLE_NOTE = "best-F1 (oracle) uses the threshold that maximises F1 on each ima
 
 @dataclass
 class StudyResults:
-    """Everything the tables read. ``scores[variant][seed]`` and ``detection[seed]`` are the JSON objects."""
+    """Everything the tables read. ``scores[variant][seed]``, ``detection[seed]`` and
+    ``student_detection[round][seed]`` (a self-trained student's) are the JSON objects."""
 
     root: Path
     seeds: list[int]
@@ -71,6 +74,7 @@ class StudyResults:
     scores: dict[str, dict[int, dict]] = field(default_factory=dict)
     detection: dict[int, dict] = field(default_factory=dict)
     baselines: dict[str, dict] = field(default_factory=dict)
+    student_detection: dict[int, dict[int, dict]] = field(default_factory=dict)
 
 
 def _read_json(path: Path, required: tuple[str, ...]) -> dict:
@@ -105,11 +109,15 @@ def read_results(files: list[str | Path], name: str | None = None) -> StudyResul
     scores: dict[str, dict[int, Path]] = {}
     detection: dict[int, Path] = {}
     baselines: dict[str, Path] = {}
+    students: dict[int, dict[int, Path]] = {}
     for path in paths:
         if not path.is_file():
             raise WeaklocError(f"{path}: score file not found (run the workflow first)")
         kind, m = parse_result_file(path.as_posix()) or (None, {})
-        if kind == "detect" and not is_sel_folder(path.parents[2].name):  # an SEL-ablation model's: not read
+        model_folder = path.parents[2].name if len(path.parents) > 2 else ""
+        if kind == "detect" and parse_st_folder(model_folder) is not None:
+            students.setdefault(parse_st_folder(model_folder), {})[int(m["seed"])] = path
+        elif kind == "detect" and not is_sel_folder(model_folder):  # an SEL-ablation model's: not read
             detection[int(m["seed"])] = path
         elif kind == "score" and parse_variant(m["variant"]) is not None:
             scores.setdefault(m["variant"], {})[int(m["seed"])] = path
@@ -134,6 +142,11 @@ def read_results(files: list[str | Path], name: str | None = None) -> StudyResul
                 raise WeaklocError(f"detect/metrics.json: given for seed(s) {', '.join(map(str, sorted(detection)))} "
                                    f"but not for seed {seed}")
         res.detection = {s: _read_json(detection[s], DET_KEYS) for s in seeds}
+    for rnd, by_seed in sorted(students.items()):
+        if sorted(by_seed) != seeds:
+            raise WeaklocError(f"st{rnd}/seed<s>/detect/metrics.json: given for seed(s) "
+                               f"{', '.join(map(str, sorted(by_seed)))}, the study's are {', '.join(map(str, seeds))}")
+        res.student_detection[rnd] = {s: _read_json(by_seed[s], DET_KEYS) for s in seeds}
     res.baselines = {b: _read_json(baselines[b], SCORE_KEYS) for b in sorted(baselines)}
     return res
 
@@ -428,6 +441,37 @@ def sel_table(res: StudyResults, config: dict) -> Table | None:
     return t
 
 
+def selftrain_table(res: StudyResults, config: dict) -> Table | None:
+    """Self-training: the teacher's fused and refined maps against each round's student's (and image AUC)."""
+    students = {**_variants(res, "st_fused"), **_variants(res, "st_refined")}
+    if not students:
+        return None
+    cols = [*LOC_COLUMNS, ("image_auc", "image AUC")]
+    keys = [k for k, _ in LOC_COLUMNS]
+    t = Table("ablation_selftrain", "Ablation: self-training (round 0 = the trained WCBnet)", cols)
+    rounds = sorted({int(f["round"]) for f in students.values()})
+    inner = sorted({v.split("-", 1)[1] for v in students}, key=lambda v: (not v.startswith("fused"), v))
+    for rnd in [0, *rounds]:
+        detection = res.detection if rnd == 0 else res.student_detection.get(rnd, {})
+        for variant in inner:
+            v = variant if rnd == 0 else st_variant(rnd, variant)
+            if v not in res.scores:
+                continue
+            cells = _cells(res.scores[v], keys)
+            cells["image_auc"] = Cell.of(d.get("auc") for d in detection.values())
+            kind, f = parse_variant(variant)
+            what = f"fused ({f['fusion']})" + (f" + {_seg_label(f['segset'])}" if kind == "refined" else "")
+            t.rows.append((f"round {rnd}: {what}", cells))
+    st = config["selftrain"]
+    t.notes.append(_protocol_note(res, "image"))
+    t.notes.append(f"Round r fine-tunes round r-1's model end to end on pseudo-masks of the train split from its own "
+                   f"pipeline ({st['segmenter']} regions, the refine section's decision rule); {st['epochs']} "
+                   f"epoch(s) per round at {st['lr_scale']:g} x train.lr, pixel weight {st['pixel_weight']:g} "
+                   "(weakloc.selftrain, docs/selftrain.md). No mask is read in training.")
+    t.notes.append(ORACLE_NOTE)
+    return t
+
+
 def prior_table(res: StudyResults, config: dict) -> Table | None:
     """Beta prior strength s (a = b = s) of the refinement."""
     prior = _variants(res, "prior")
@@ -546,7 +590,7 @@ def summary_metrics(res: StudyResults, config: dict) -> dict:
     loc = {}
     for v in res.scores:
         parsed = parse_variant(v)
-        if parsed and parsed[0] in ("fused", "refined"):
+        if parsed and parsed[0] in ("fused", "refined", "st_fused", "st_refined"):
             loc[v] = {}
             for k, c in _cells(res.scores[v], [k for k, _ in LOC_COLUMNS]).items():
                 loc[v][k], loc[v][f"{k}_std"] = c.mean, c.std
@@ -568,7 +612,8 @@ def build_tables(files: list[str | Path], out_dir: str | Path, config: dict | No
     res = read_results(files, name)
     tables = [localization_table(res, config, "image"), localization_table(res, config, "dataset"),
               detection_table(res, config), fusion_segmenter_table(res, config), sel_table(res, config),
-              prior_table(res, config), baselines_table(res, "image"), baselines_table(res, "dataset")]
+              prior_table(res, config), selftrain_table(res, config), baselines_table(res, "image"),
+              baselines_table(res, "dataset")]
     if literature is not None:
         tables.append(literature_table(literature))
     tables = [t for t in tables if t is not None]

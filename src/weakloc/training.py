@@ -117,13 +117,19 @@ class TrainImages(torch.utils.data.Dataset):
     After :meth:`cache_sels` the SELs are held in memory as integer differences (about one
     byte per SEL value; :func:`compact_sel_of_file`) and no file is read again; a sample
     is then bit-identical to one computed from the file.
+
+    With ``pixel_labels`` (self-training, :mod:`weakloc.selftrain`: one ``(H, W) uint8`` map
+    per row, in the SEL's coordinates) a sample is ``(sel crop, label, pixel-label crop
+    (S, S) int64)``, both crops cut and flipped identically.
     """
 
-    def __init__(self, paths: list[str], labels: np.ndarray, sel_config: dict, crop_size: int) -> None:
+    def __init__(self, paths: list[str], labels: np.ndarray, sel_config: dict, crop_size: int,
+                 pixel_labels: list[np.ndarray] | None = None) -> None:
         self.paths = paths
         self.labels = labels.astype(np.float32)
         self.sel_config = sel_config
         self.crop_size = crop_size
+        self.pixel_labels = pixel_labels
         self.plan: list[tuple[int, int]] = []
         self.cache: list[np.ndarray] | None = None
 
@@ -145,8 +151,16 @@ class TrainImages(torch.utils.data.Dataset):
             sel = scale_error_diff(self.cache[row], float(self.sel_config["scale"]))
         else:
             sel = sel_of_file(self.paths[row], self.sel_config)
-        crop = grid_crop(sel, self.crop_size, np.random.default_rng(aug_seed), flip=True)
-        return torch.from_numpy(crop), torch.tensor(self.labels[row])
+        rng = np.random.default_rng(aug_seed)
+        if self.pixel_labels is None:
+            return torch.from_numpy(grid_crop(sel, self.crop_size, rng, flip=True)), torch.tensor(self.labels[row])
+        pixels = self.pixel_labels[row]
+        if pixels.shape != sel.shape[1:]:
+            raise WeaklocError(f"{self.paths[row]}: pixel labels of size {pixels.shape} for an image of "
+                               f"{sel.shape[1:]}")
+        both = grid_crop(np.concatenate([sel, pixels[None].astype(np.float32)]), self.crop_size, rng, flip=True)
+        return (torch.from_numpy(np.ascontiguousarray(both[:-1])), torch.tensor(self.labels[row]),
+                torch.from_numpy(np.rint(both[-1]).astype(np.int64)))
 
 
 def balanced_epoch_plan(labels: np.ndarray, seed: int, epoch: int) -> list[tuple[int, int]]:
@@ -188,14 +202,44 @@ def wcbnet_loss(out, y: torch.Tensor, block_loss_weight: float) -> torch.Tensor:
     return loss
 
 
+#: Pixel-label values of self-training (:mod:`weakloc.selftrain`); 0 = ignore, so a crop's zero padding is ignored.
+PIXEL_IGNORE, PIXEL_BACKGROUND, PIXEL_FOREGROUND = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PixelLoss:
+    """The pixel term of self-training: ``weight`` x the mean over blocks of the BCE between each
+    block's score-map logits, placed on the pixels as :mod:`weakloc.cams` places its cells
+    (``strides``, ``offset``: :func:`weakloc.cams.block_strides`), and the pixel labels; ignored
+    pixels are left out."""
+
+    weight: float
+    strides: tuple[int, ...]
+    offset: float
+
+    def __call__(self, score_maps: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        from weakloc.cams import upsample_cells
+
+        valid = (labels != PIXEL_IGNORE).float()
+        target = (labels == PIXEL_FOREGROUND).float()
+        n_valid = valid.sum().clamp(min=1.0)
+        losses = []
+        for cells, stride in zip(score_maps, self.strides, strict=True):
+            up = upsample_cells(cells.float(), stride, tuple(labels.shape[-2:]), self.offset)[:, 0]
+            bce = F.binary_cross_entropy_with_logits(up, target, reduction="none")
+            losses.append((bce * valid).sum() / n_valid)
+        return self.weight * torch.stack(losses).mean()
+
+
 # --------------------------------------------------------------------------- resume state
 
-def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
+def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame, student: str | None = None) -> str:
     """A hash of what determines the training run (not the time budget, threads or device).
 
     The data are part of it: the ids, splits and labels of every row and the bytes of every
     train and val image (:func:`weakloc.manifest.content_hash`; masks are never read). A
     resume state with another fingerprint belongs to another run and is not reused.
+    ``student``: :attr:`Student.fingerprint` of a self-training run (teacher, pixel labels).
     """
     used = manifest[manifest["split"].isin(["train", "val"])]
     train = {k: v for k, v in config["train"].items()
@@ -207,6 +251,8 @@ def run_fingerprint(config: dict, seed: int, manifest: pd.DataFrame) -> str:
         "rows": manifest[["id", "split", "label"]].astype(str).values.tolist(),
         "data": content_hash(used),
     }
+    if student is not None:
+        payload["student"] = student
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -382,17 +428,21 @@ class StopRules:
 
 # --------------------------------------------------------------------------- training
 
-def _epoch(model, loader, optimizer, scheduler, scaler, device, amp, block_loss_weight, desc) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+def _epoch(model, loader, optimizer, scheduler, scaler, device, amp, block_loss_weight, desc,
+           pixel_loss: PixelLoss | None = None) -> float:
+    """One pass over ``loader``; returns the mean training loss (with ``pixel_loss``: batches carry pixel labels)."""
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=desc, file=sys.stderr, leave=False)
-    for x, y in bar:
+    for batch in bar:
+        x, y = batch[0], batch[1]
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(device)
         with autocast(device, amp):
             out = model(x)
         loss = wcbnet_loss(out, y, block_loss_weight)
+        if pixel_loss is not None:
+            loss = loss + pixel_loss(out.score_maps, batch[2].to(device))
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -417,6 +467,20 @@ def _lr_lambda(warmup_steps: int, total_steps: int):
     return f
 
 
+@dataclass(frozen=True)
+class Student:
+    """What makes a training run self-training (:mod:`weakloc.selftrain`): the teacher's ``weights``
+    to start from, the pixel labels of the training rows it uses (by manifest id; the other
+    training rows are left out), the pixel term, a ``fingerprint`` of all that (part of the
+    resume state's) and the checkpoint's extra ``meta``."""
+
+    weights: dict
+    pixel_labels: dict[str, np.ndarray]
+    pixel_loss: PixelLoss
+    fingerprint: str
+    meta: dict
+
+
 @dataclass
 class _Run:
     """What every epoch of one training run reads (never part of the resume state)."""
@@ -430,10 +494,12 @@ class _Run:
     loader: torch.utils.data.DataLoader
     val_labels: np.ndarray
     val_sels: list[np.ndarray]
+    pixel_loss: PixelLoss | None = None
+    extra_meta: dict = field(default_factory=dict)
 
 
 def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: str | Path,
-                 log_csv: str | Path) -> dict:
+                 log_csv: str | Path, student: Student | None = None) -> dict:
     """Train WCBnet on the manifest's ``train`` split with image labels only.
 
     Args:
@@ -445,6 +511,8 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
             ``val_loss``, ``seed``).
         log_csv: per-epoch log, columns ``epoch,train_loss,val_loss,val_auc,lr,seconds``,
             rewritten atomically after every epoch.
+        student: self-training (:class:`Student`): start from the teacher's weights, train on
+            the rows with pixel labels, add the pixel term to the loss.
 
     Returns:
         ``{"best_epoch", "best_val_auc", "epochs_run", "stop_reason", "seconds"}``;
@@ -452,6 +520,8 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     """
     out_path, log_csv, manifest_path = Path(out_path), Path(log_csv), Path(manifest_path)
     df, train_df, val_df = _training_splits(manifest_path)
+    if student is not None:
+        train_df = _student_rows(manifest_path, train_df, student)
     device = resolve_device(config["train"]["device"], "train.device")
     amp = autocast_dtype(device)
     if device.type == "cpu":
@@ -459,8 +529,11 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
     model, optimizer, scheduler, scaler = _optimization(config, train_df["label"].to_numpy(), device, amp)
-    run = _prepare_run(config, seed, device, amp, train_df, val_df)
-    state = TrainingState(model, optimizer, scheduler, scaler, run_fingerprint(config, seed, df))
+    if student is not None:
+        model.load_state_dict(student.weights)
+    run = _prepare_run(config, seed, device, amp, train_df, val_df, student)
+    fingerprint = run_fingerprint(config, seed, df, None if student is None else student.fingerprint)
+    state = TrainingState(model, optimizer, scheduler, scaler, fingerprint)
     rpath = resume_path(out_path)
     state.restore(rpath)
 
@@ -494,6 +567,18 @@ def _training_splits(manifest_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, p
     return df, train_df, val_df
 
 
+def _student_rows(manifest_path: Path, train_df: pd.DataFrame, student: Student) -> pd.DataFrame:
+    """The training rows that have pixel labels, in manifest order; errors when self-training cannot run."""
+    unknown = sorted(set(student.pixel_labels) - set(train_df["id"]))
+    if unknown:
+        raise WeaklocError(f"{manifest_path}: pixel labels for {len(unknown)} id(s) not in the train split "
+                           f"(first: {unknown[0]!r})")
+    rows = train_df[train_df["id"].isin(student.pixel_labels)].reset_index(drop=True)
+    if len(np.unique(rows["label"].to_numpy())) < 2:
+        raise WeaklocError(f"{manifest_path}: the pixel-labelled train rows need both authentic and manipulated images")
+    return rows
+
+
 def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, amp: torch.dtype | None):
     """A fresh model (drawn from torch's RNG), AdamW, the warm-up + cosine schedule and the fp16 scaler."""
     tcfg = config["train"]
@@ -509,11 +594,12 @@ def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, 
 
 
 def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype | None,
-                 train_df: pd.DataFrame, val_df: pd.DataFrame) -> _Run:
+                 train_df: pd.DataFrame, val_df: pd.DataFrame, student: Student | None = None) -> _Run:
     """The training loader and the validation SELs (computed once: full resolution, no augmentation)."""
     tcfg = config["train"]
     train_labels = train_df["label"].to_numpy()
-    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]))
+    pixels = None if student is None else [student.pixel_labels[i] for i in train_df["id"]]
+    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]), pixels)
     generator = torch.Generator()
     generator.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -523,7 +609,8 @@ def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype
     )
     val_sels = [sel_of_file(p, config["sel"]) for p in
                 tqdm(val_df["image"], desc="validation SEL", file=sys.stderr, leave=False)]
-    return _Run(config, seed, device, amp, train_labels, dataset, loader, val_df["label"].to_numpy(), val_sels)
+    return _Run(config, seed, device, amp, train_labels, dataset, loader, val_df["label"].to_numpy(), val_sels,
+                None if student is None else student.pixel_loss, {} if student is None else student.meta)
 
 
 def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log_csv: Path, rpath: Path) -> None:
@@ -534,7 +621,7 @@ def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log
     run.dataset.set_plan(balanced_epoch_plan(run.train_labels, run.seed, epoch))
     lr = state.optimizer.param_groups[0]["lr"]
     train_loss = _epoch(state.model, run.loader, state.optimizer, state.scheduler, state.scaler, run.device, run.amp,
-                        float(tcfg["block_loss_weight"]), desc=f"epoch {epoch}/{epochs}")
+                        float(tcfg["block_loss_weight"]), f"epoch {epoch}/{epochs}", run.pixel_loss)
     logits = image_logits(state.model, run.val_sels, run.device, batch_size=int(tcfg["batch_size"]), amp=run.amp)
     val_loss = float(F.binary_cross_entropy_with_logits(
         torch.from_numpy(logits), torch.from_numpy(run.val_labels.astype(np.float64))))
@@ -544,7 +631,7 @@ def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log
                      "val_auc": val_auc, "lr": lr, "seconds": seconds}):
         state.best_point, state.best_point_known = _operating_point(run.val_labels, logits), True
         _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
-                   run.seed, operating_point=state.best_point)
+                   run.seed, operating_point=state.best_point, extra_meta=run.extra_meta)
     _write_log(log_csv, state.history)
     state.save(rpath)
     print(f"epoch {epoch}: train_loss {train_loss:.4f} val_loss {val_loss:.4f} val_auc {val_auc:.4f} "
@@ -563,7 +650,7 @@ def _finish(state: TrainingState, run: _Run, out_path: Path, log_csv: Path, rpat
             logits = image_logits(best, run.val_sels, run.device, int(run.config["train"]["batch_size"]), run.amp)
             state.best_point = _operating_point(run.val_labels, logits)
         _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
-                   run.seed, state.stop_reason, operating_point=state.best_point)
+                   run.seed, state.stop_reason, operating_point=state.best_point, extra_meta=run.extra_meta)
     _write_log(log_csv, state.history)
     if rpath.is_file():
         final = torch.load(rpath, map_location="cpu", weights_only=True)
@@ -595,11 +682,12 @@ def _operating_point(val_labels: np.ndarray, val_logits: np.ndarray) -> dict | N
 
 def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: float,
                loss: float, seed: int, stop_reason: str | None = None,
-               operating_point: dict | None = None) -> None:
+               operating_point: dict | None = None, extra_meta: dict | None = None) -> None:
     """Write the best weights ``best_state`` (CPU tensors) to ``out_path``.
 
     ``meta`` records why training stopped (None while it runs) and the time budget, so the
-    tables can flag a run whose length depended on the machine's speed and load.
+    tables can flag a run whose length depended on the machine's speed and load;
+    ``extra_meta`` (a self-trained student's: its teacher and pixel labels) is added to it.
     """
     best = build_wcbnet(config)
     best.load_state_dict(best_state)
@@ -610,4 +698,5 @@ def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: 
         # the verdict threshold of `weakloc localize` (weakloc.detection.operating_point); None
         # when the validation split has one class only
         "image_threshold": None if operating_point is None else {**operating_point, "epoch": int(epoch)},
+        **(extra_meta or {}),
     })

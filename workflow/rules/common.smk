@@ -25,6 +25,8 @@ PRIOR_STRENGTHS = config["evaluate"]["prior_strengths"]
 SEL_QUALITIES = config["evaluate"]["sel_ablation"]
 SEL_ABLATION = [layout.sel_name(qs) for qs in SEL_QUALITIES]
 BASELINES = config["evaluate"]["baselines"]
+ROUNDS = list(range(1, config["selftrain"]["rounds"] + 1))  # self-training (selftrain.smk)
+STUDENTS = [layout.st_name(r) for r in ROUNDS]
 RESULTS = layout.results_root(DATASET)
 FIRST = layout.run_dir(RESULTS, SEEDS[0])  # the seed whose maps the example figure shows
 FIGURES = f"{RESULTS}/figures"
@@ -50,8 +52,8 @@ for _id, _ds in CROSS.items():
 
 
 # Name lists from the registries (fusion methods, segmenters, baselines, peer rules, perturbations):
-# weakloc.layout.wildcard_patterns. A study root is the dataset, or dataset/sel-Q1-Q2 for a model of
-# the SEL ablation.
+# weakloc.layout.wildcard_patterns. A study root is the dataset, dataset/sel-Q1-Q2 for a model of
+# the SEL ablation, or dataset/st<r> for the round-r self-trained student.
 WILDCARDS = layout.wildcard_patterns()
 
 
@@ -65,10 +67,11 @@ wildcard_constraints:
     refine=WILDCARDS["refine"],
     block=WILDCARDS["block"],
     baseline=WILDCARDS["baseline"],
+    round=WILDCARDS["round"],
 
 
 def root_dataset(root):
-    """The dataset of a study root (``synthetic`` or ``synthetic/sel-75-90``)."""
+    """The dataset of a study root (``synthetic``, ``synthetic/sel-75-90`` or ``synthetic/st1``)."""
     return layout.parse_root(root)[0]
 
 
@@ -129,7 +132,19 @@ def score_variants():
     variants += [layout.refined_variant(MAIN_FUSION, MAIN_SEGSET, p) for p in PRIOR_STRENGTHS]
     variants += [layout.sel_variant(qs, MAIN_FUSION) for qs in SEL_QUALITIES]
     variants += PEER_VARIANTS
+    variants += [layout.st_variant(r, v) for r in ROUNDS for v in STUDENT_VARIANTS]
     return variants
+
+
+# The students' rows: the main fusion, alone and refined as the default pipeline refines it.
+STUDENT_VARIANTS = [layout.fused_variant(MAIN_FUSION), layout.refined_variant(MAIN_FUSION, MAIN_SEGSET)]
+
+
+def teacher_checkpoint(w):
+    """Round r's teacher: the trained WCBnet for round 1, else round r-1's student."""
+    r = int(w["round"])
+    root = w.dataset if r == 1 else f"{w.dataset}/{layout.st_name(r - 1)}"
+    return f"checkpoints/{root}/seed{w.seed}/wcbnet.pt"
 
 
 def study_files(root, variants):
@@ -141,7 +156,8 @@ def study_files(root, variants):
 
 
 def all_scores():
-    return study_files(RESULTS, score_variants())
+    students = [layout.detect_file(f"{RESULTS}/{st}", s) for st in STUDENTS for s in SEEDS]
+    return study_files(RESULTS, score_variants()) + students
 
 
 def figure_output(name):

@@ -11,6 +11,8 @@ rule train:
         "logs/train/{root}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/train/{root}/seed{seed}.tsv"
+    wildcard_constraints:
+        root=WILDCARDS["trained_root"],  # a student's root (dataset/st<r>): rule self_train
     conda:
         "../envs/weakloc.yaml"
     threads: workflow.cores
@@ -44,7 +46,8 @@ rule detect:
 
 
 rule models:
-    """Every checkpoint of the study (all seeds, SEL-ablation models too): the DVC `train` stage."""
+    """Every checkpoint of the study (all seeds, SEL-ablation models and students too): the DVC `train` stage."""
     input:
         [f"checkpoints/{DATASET}/seed{s}/wcbnet.pt" for s in SEEDS],
         [f"checkpoints/{DATASET}/{sel}/seed{s}/wcbnet.pt" for s in SEEDS for sel in SEL_ABLATION],
+        [f"checkpoints/{DATASET}/{st}/seed{s}/wcbnet.pt" for s in SEEDS for st in STUDENTS],

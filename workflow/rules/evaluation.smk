@@ -73,7 +73,7 @@ rule tables:
     conda:
         "../envs/weakloc.yaml"
     params:
-        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
+        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel", "selftrain"),
         name=DATASET,
     shell:
         "weakloc tables {input:q} --name {params.name} --out {output} --config-json {params.cfg:q} > {log} 2>&1"

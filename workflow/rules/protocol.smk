@@ -189,7 +189,7 @@ rule tables_cross:
         "../envs/weakloc.yaml"
     params:
         name=lambda w: f"{w.evalset} (model trained on {DATASET})",
-        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel"),
+        cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel", "selftrain"),
     shell:
         "weakloc tables {input:q} --name {params.name:q} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 

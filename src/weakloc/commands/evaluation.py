@@ -109,4 +109,4 @@ def register(subparsers) -> None:
     p.add_argument("--name", help="title of the tables (default: the dataset folder above seed<s>)")
     p.add_argument("--literature", metavar="CSV", help="optional quoted numbers: columns method,dataset,metric,"
                    "value,source (only numbers a paper states; see docs/evaluation.md)")
-    add_config_options(p, sections=('evaluate', 'fusion', 'segmenters', 'sel'))
+    add_config_options(p, sections=('evaluate', 'fusion', 'segmenters', 'sel', 'selftrain'))
