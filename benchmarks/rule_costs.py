@@ -107,13 +107,15 @@ def dry_run_jobs(project: Path, configfiles: list[Path]) -> dict[str, int]:
 
 
 def measured_units(project: Path, cfg: dict) -> dict:
+    from weakloc.layout import parse_st_folder
     from weakloc.manifest import read_manifest
 
     name = cfg["dataset"]["name"]
     manifest = project / "data" / "prepared" / name / "manifest.csv"
     df = read_manifest(manifest)
     test = df[df["split"] == "test"]
-    epochs = [len(pd.read_csv(p)) for p in (project / "checkpoints" / name).rglob("train_log.csv")]
+    logs = (project / "checkpoints" / name).rglob("train_log.csv")  # the trained models', not the students'
+    epochs = [len(pd.read_csv(p)) for p in logs if not any(parse_st_folder(part) for part in p.parts)]
     return {"n_all": len(df), "n_train": int((df["split"] == "train").sum()), "n_test": len(test),
             "pixels": float((test["width"] * test["height"]).mean()),
             "epochs": (sum(epochs) / len(epochs)) if epochs else float(cfg["train"]["epochs"]),

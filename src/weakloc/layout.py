@@ -37,7 +37,7 @@ from weakloc.peer_rules import PEER_RULES
 
 #: A fusion or segmenter-set name inside a variant name.
 NAME = r"[a-z0-9_]+"
-#: A dataset (results/<dataset>) and a study root (the dataset, or dataset/sel-Q1-Q2).
+#: A dataset (results/<dataset>) and a study root (the dataset, dataset/sel-Q1-Q2 or dataset/st<r>).
 DATASET_PATTERN = r"[a-z0-9]+"
 #: The roots of trained models (``weakloc train``); a student's root (``st{r}``) is written by ``weakloc self-train``.
 TRAINED_ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+)?"
