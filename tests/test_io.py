@@ -99,3 +99,20 @@ def test_prepare_writes_paths_relative_to_the_manifest_from_any_working_director
     on_disk = pd.read_csv(tmp_path / "out/prepared/manifest.csv", keep_default_na=False)
     assert all(p.startswith("images/") for p in on_disk["image"])
     assert all(p.startswith("masks/") for p in on_disk["mask"])
+
+
+def test_staged_dir_replaces_the_folder_only_when_complete_and_keeps_the_usual_permissions(tmp_path):
+    from weakloc.io import staged_dir
+
+    out = tmp_path / "prepared"
+    with staged_dir(out) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (out / "a.txt").read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    with pytest.raises(RuntimeError), staged_dir(out) as tmp:
+        (tmp / "b.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]  # the old folder, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]  # no staging folder left

@@ -67,6 +67,23 @@ def replace_dir(tmp: str | Path, out_dir: str | Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_dir(out_dir: str | Path, label: str = "tmp") -> Iterator[Path]:
+    """A new folder beside ``out_dir`` (``.<name>.<label>-XXXX``, the usual permissions) to build
+    it in: when the ``with`` block ends without an error it replaces ``out_dir``
+    (:func:`replace_dir`); after an error it is removed and ``out_dir`` is left as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{label}-", dir=out_dir.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
+    try:
+        yield tmp
+        replace_dir(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def inside(out_dir: str | Path, name: str) -> Path:
     """``out_dir / name``, refused unless it is a plain file name that stays inside ``out_dir``.
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ import pandas as pd
 from PIL import Image
 
 from weakloc.errors import WeaklocError
-from weakloc.io import read_mask, read_rgb, replace_dir, write_mask
+from weakloc.io import read_mask, read_rgb, staged_dir, write_mask
 from weakloc.manifest import read_manifest, write_manifest
 
 PERTURBATIONS = ("jpeg", "blur", "noise", "resize")
@@ -141,10 +139,7 @@ def perturb_dataset(manifest: str | Path, split: str, name: str, out_dir: str | 
     rows = df[(df["label"] == 1) & (df["mask"] != "")]
     if rows.empty:
         raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r} to perturb")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         records = []
@@ -166,8 +161,4 @@ def perturb_dataset(manifest: str | Path, split: str, name: str, out_dir: str | 
                             "mask": f"masks/{row.id}.png", "width": width, "height": height,
                             "source": f"{row.source} + {name}"})
         write_manifest(pd.DataFrame(records), tmp / "manifest.csv")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(records)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from weakloc.errors import WeaklocError
-from weakloc.io import _UMASK, replace_dir
+from weakloc.io import staged_dir
 
 T = TypeVar("T")
 
@@ -131,10 +130,7 @@ def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> int:
     for d in dirs:
         for rel in _files(d):
             owners.setdefault(rel, []).append(d)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.merge-", dir=out_dir.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
-    try:
+    with staged_dir(out_dir, "merge") as tmp:
         for rel, where in owners.items():
             if Path(rel).name in ROW_TABLES:
                 if len(where) != len(dirs):
@@ -149,8 +145,4 @@ def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> int:
                 if (other / rel).read_bytes() != first_bytes:
                     raise WeaklocError(f"{other / rel}: differs from {first} (shards of different settings?)")
             _place(first, tmp / rel)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(owners)

@@ -15,12 +15,11 @@ import shutil
 import stat
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
 from weakloc.errors import WeaklocError
-from weakloc.io import replace_dir
+from weakloc.io import staged_dir
 
 from .public import ground_truth_masks, raw_files
 from .registry import get_dataset
@@ -161,10 +160,8 @@ def download_dataset(name: str, out_dir: str | Path, archive: str | Path | None 
               file=sys.stderr)
         return None
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        cache = out_dir.parent / f".{out_dir.name}.downloads"  # kept between tries, so a rerun resumes
+    cache = out_dir.parent / f".{out_dir.name}.downloads"  # kept between tries, so a rerun resumes
+    with staged_dir(out_dir) as tmp:
         if spec.downloads:
             for item in spec.downloads:
                 extract_archive(fetch(item, cache, progress=progress), tmp)
@@ -176,9 +173,5 @@ def download_dataset(name: str, out_dir: str | Path, archive: str | Path | None 
             extract_archive(masks_archive, tmp / "groundtruth")
         elif spec.needs_masks_archive and not _has_masks(tmp) and spec.masks_download is not None:
             extract_archive(fetch(spec.masks_download, cache, progress=progress), tmp / "groundtruth")
-        replace_dir(tmp, out_dir)
-        shutil.rmtree(cache, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
     return out_dir

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from weakloc.errors import WeaklocError
-from weakloc.io import read_rgb, replace_dir, write_mask
+from weakloc.io import read_rgb, staged_dir, write_mask
 from weakloc.manifest import SPLITS, write_manifest
 
 from .registry import get_dataset
@@ -198,9 +197,8 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
     name = ds["name"]
     spec = get_dataset(name)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)).resolve()
-    try:
+    with staged_dir(out_dir) as staged:
+        tmp = staged.resolve()
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         if name == "synthetic":
@@ -234,8 +232,4 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
         df["split"] = assign_splits(list(df["id"]), [int(v) for v in df["label"]], ds["splits"], int(ds["seed"]))
         assert set(df["split"]) <= set(SPLITS)
         write_manifest(df, tmp / "manifest.csv")
-        replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir / "manifest.csv"
