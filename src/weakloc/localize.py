@@ -39,7 +39,6 @@ import copy
 import csv
 import io as _io
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -250,11 +249,9 @@ def as_stored_rgb(image) -> tuple[np.ndarray, int]:
 def default_threads(segmenting: bool) -> int:
     """Torch CPU threads for ``weakloc localize``: ``OMP_NUM_THREADS`` if set, else the cores this
     process may use, less one for the segmenter thread when there is one (at least 1)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1) if segmenting else cores
+    from weakloc.runtime import available_threads
+
+    return available_threads(1 if segmenting else 0)
 
 
 @dataclass

@@ -58,24 +58,26 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def available_threads(reserve: int = 0) -> int:
+    """``OMP_NUM_THREADS`` (what a workflow rule's ``threads:`` sets) when set, else the cores this
+    process may use less ``reserve`` (kept for another thread of the command), at least 1."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - int(reserve))
+
+
 def set_threads(threads: int | None) -> int:
-    """Set torch's CPU threads: ``threads``, else ``OMP_NUM_THREADS`` (what a workflow rule's
-    ``threads:`` sets), else every core this process may use.
+    """Set torch's CPU threads: ``threads``, else :func:`available_threads` (``OMP_NUM_THREADS``,
+    else every core this process may use).
 
     The count is fixed by the command, never by the machine's load, so a rerun computes the
     same floating-point reductions and gives the same bytes.
     """
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if threads:
-        n = int(threads)
-    elif env.isdigit() and int(env) > 0:
-        n = int(env)
-    elif hasattr(os, "sched_getaffinity"):
-        n = len(os.sched_getaffinity(0))
-    else:
-        n = os.cpu_count() or 1
+    n = int(threads) if threads else available_threads()
     torch.set_num_threads(n)
-    return int(n)
+    return n
 
 
 # --------------------------------------------------------------------------- batching
