@@ -38,7 +38,7 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_mask, read_prob, read_rgb
 from weakloc.layout import is_sel_folder, parse_baseline_variant, parse_block_folder, parse_seed_folder
 from weakloc.layout import parse_variant as parse_score_variant
-from weakloc.manifest import read_manifest
+from weakloc.manifest import manipulated_with_masks, read_manifest
 
 #: Colour map of every probability map (0 = authentic, 1 = manipulated).
 MAP_CMAP = "magma"
@@ -133,7 +133,7 @@ def choose_examples(manifest: pd.DataFrame, n: int, seed: int) -> list[str]:
     depends only on the candidate ids (their manifest order) and ``seed``; the ids come back
     in manifest order. Fewer than ``n`` candidates: all of them.
     """
-    candidates = manifest[(manifest["label"] == 1) & (manifest["mask"] != "")]["id"].tolist()
+    candidates = manipulated_with_masks(manifest)["id"].tolist()
     if n <= 0 or not candidates:
         return []
     rng = np.random.default_rng(seed)

@@ -109,6 +109,20 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
         out.to_csv(tmp, index=False)
 
 
+def manipulated_with_masks(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` with ``label == 1`` and a known mask (the ones pixel metrics score)."""
+    return df[(df["label"] == 1) & (df["mask"] != "")]
+
+
+def masked_rows(manifest: str | Path, split: str, purpose: str = "") -> pd.DataFrame:
+    """:func:`manipulated_with_masks` of a manifest's ``split``; a :class:`WeaklocError` naming the
+    manifest when there is none (``purpose`` ends the message, e.g. ``" to perturb"``)."""
+    rows = manipulated_with_masks(read_manifest(manifest, split=split))
+    if rows.empty:
+        raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r}{purpose}")
+    return rows
+
+
 def content_hash(df: pd.DataFrame, columns: tuple[str, ...] = ("id", "split", "label")) -> str:
     """sha256 over ``df``'s ``columns`` and the bytes of every ``image`` file, row by row.
 

@@ -35,7 +35,7 @@ from PIL import Image
 
 from weakloc.errors import WeaklocError
 from weakloc.io import read_mask, read_rgb, staged_dir, write_mask
-from weakloc.manifest import read_manifest, write_manifest
+from weakloc.manifest import masked_rows, write_manifest
 
 PERTURBATIONS = ("jpeg", "blur", "noise", "resize")
 LEVEL_NAME = re.compile(r"(?P<kind>jpeg|blur|noise|resize)-(?P<level>[0-9]+(?:\.[0-9]+)?)")
@@ -135,10 +135,7 @@ def perturb_dataset(manifest: str | Path, split: str, name: str, out_dir: str | 
     """
     kind, level = parse_level(name)
     check_level(kind, level)
-    df = read_manifest(manifest, split=split)
-    rows = df[(df["label"] == 1) & (df["mask"] != "")]
-    if rows.empty:
-        raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r} to perturb")
+    rows = masked_rows(manifest, split, " to perturb")
     with staged_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()

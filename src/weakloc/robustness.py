@@ -26,21 +26,13 @@ from tqdm import tqdm
 from weakloc.errors import WeaklocError
 from weakloc.io import read_mask, read_rgb, write_text_atomic
 from weakloc.layout import baseline_variant
-from weakloc.manifest import read_manifest
+from weakloc.manifest import masked_rows
 from weakloc.metrics import ScoreHistogram, summarize_localization
 from weakloc.perturb import parse_level
 
 
 def _quantised(prob: np.ndarray) -> np.ndarray:
     return (np.clip(np.rint(np.asarray(prob, np.float64) * 255.0), 0, 255) / 255.0).astype(np.float32)
-
-
-def masked_rows(manifest: str | Path, split: str):
-    df = read_manifest(manifest, split=split)
-    rows = df[(df["label"] == 1) & (df["mask"] != "")]
-    if rows.empty:
-        raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r}")
-    return rows
 
 
 def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str | Path | None = None,

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_mask, read_prob, write_text_atomic
-from weakloc.manifest import read_manifest
+from weakloc.manifest import masked_rows
 from weakloc.metrics import PIXEL_METRICS, ScoreHistogram, histogram_metrics, summarize_localization
 
 CSV_COLUMNS = ["id", *PIXEL_METRICS, "best_threshold", "missing"]
@@ -53,10 +53,7 @@ def ground_truth_from_dir(gt_dir: str | Path) -> list[tuple[str, Path]]:
 
 def ground_truth_from_manifest(manifest: str | Path, split: str = "test") -> list[tuple[str, Path]]:
     """``(id, mask path)`` of the manipulated images of ``split`` whose mask is known."""
-    df = read_manifest(manifest, split=split)
-    rows = df[(df["label"] == 1) & (df["mask"] != "")]
-    if rows.empty:
-        raise WeaklocError(f"{manifest}: no manipulated image with a mask in split {split!r}")
+    rows = masked_rows(manifest, split)
     return [(str(i), Path(m)) for i, m in zip(rows["id"], rows["mask"], strict=True)]
 
 
