@@ -24,7 +24,8 @@ from test_workflow import BIN, ENV, ROOT, copy_project, run
 
 SCRIPT = ROOT / "scripts" / "cluster.sh"
 PROFILES = {name: ROOT / "workflow" / "profiles" / name / "config.yaml" for name in ("slurm", "slurm-gpu")}
-GPU_RULES = {"train", "detect", "cams", "cams_shard", "pseudo_masks", "self_train"}  # segment: only the network segmenters
+# segment: only the network segmenters (an expression of the wildcard)
+GPU_RULES = {"train", "detect", "cams", "cams_shard", "pseudo_masks", "self_train"}
 
 
 def profile(name: str) -> dict:
