@@ -79,26 +79,27 @@ import torch
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from weakloc.cams import block_maps, block_strides
+from weakloc.cams import block_strides
 from weakloc.config import load_config
 from weakloc.decision import apply_decision, with_rule
-from weakloc.fusion import fuse_with_config
 from weakloc.io import orient_array, quantize_prob, read_mask, read_rgb_stored
+from weakloc.localize import detector_maps
 from weakloc.manifest import read_manifest
 from weakloc.metrics import ScoreHistogram, f1_from_counts, histogram_metrics, summarize_localization
 from weakloc.refinement import refine_with_config
 from weakloc.runtime import resolve_device, set_threads
 from weakloc.segmenters import build_segmenter
 from weakloc.sel import scale_error_diff
-from weakloc.selftrain import pseudo_label
+from weakloc.selftrain import balanced_subset, pseudo_label
 from weakloc.training import (
     PIXEL_BACKGROUND,
     PIXEL_FOREGROUND,
     PIXEL_IGNORE,
     PixelLoss,
+    TrainImages,
     balanced_epoch_plan,
     compact_sel_of_file,
-    grid_crop,
+    warmup_cosine,
     wcbnet_loss,
 )
 from weakloc.wcbnet import load_checkpoint, save_checkpoint
@@ -157,16 +158,6 @@ def no_mask_reads(mask_folders: set[Path]):
         builtins.open, PIL.Image.open = real_open, real_image_open
 
 
-def balanced_subset(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``n // 2`` rows of each label (all of a label when it has fewer), drawn by ``rng``, in manifest order."""
-    parts = []
-    for label in (0, 1):
-        group = df[df["label"] == label]
-        take = min(n // 2, len(group))
-        parts.append(group.iloc[np.sort(rng.choice(len(group), size=take, replace=False))])
-    return pd.concat(parts).sort_index().reset_index(drop=True)
-
-
 @dataclass
 class Images:
     """A subset's images: ids, labels, compact SELs (``compact_sel_of_file``), pixels as stored,
@@ -221,10 +212,9 @@ def refine_sections(config: dict) -> dict[str, dict]:
 def coarse_map(model, meta: dict, images: Images, i: int, config: dict) -> tuple[np.ndarray, float]:
     """Image ``i``'s fused map (8-bit, displayed orientation) and its image probability."""
     sel = scale_error_diff(images.sels[i], float(meta["config"]["sel"]["scale"]))
-    bm = block_maps(model, meta, images.stored[i], config["cams"]["method"], config["cams"]["max_side"], sel=sel)
-    maps = np.stack([orient_array(m, images.orientations[i]) for m in bm.maps])
-    fused = fuse_with_config(maps, config["fusion"]["methods"][0], bm.weights, config)
-    return quantize_prob(fused), float(bm.prob)
+    prob, _, fused = detector_maps(images.stored[i], images.orientations[i], model, meta, config,
+                                   config["fusion"]["methods"][0], sel=sel)
+    return quantize_prob(fused), float(prob)
 
 
 def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, desc: str):
@@ -252,25 +242,19 @@ def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, des
 
 # --------------------------------------------------------------------------- fine-tuning
 
-def make_batch(train: Images, labels: list[np.ndarray], items, crop: int, scale: float):
+def training_samples(train: Images, labels: list[np.ndarray], config: dict) -> TrainImages:
+    """Training's own samples (:class:`weakloc.training.TrainImages` with pixel labels) over the
+    subset's cached SELs; the ids stand for the file names in its messages."""
+    samples = TrainImages(train.ids, train.labels, config["sel"], int(config["train"]["crop_size"]), labels)
+    samples.cache = train.sels
+    return samples
+
+
+def make_batch(samples: TrainImages, items):
     """SEL crops ``(N, C, S, S)``, pseudo-label crops ``(N, S, S)`` (same crop and flip) and image labels."""
-    xs, labs = [], []
-    for row, aug_seed in items:
-        sel = scale_error_diff(train.sels[row], scale)
-        both = grid_crop(np.concatenate([sel, labels[row][None].astype(np.float32)]), crop,
-                         np.random.default_rng(aug_seed), flip=True)
-        xs.append(both[:-1])
-        labs.append(np.rint(both[-1]).astype(np.int64))
-    y = torch.tensor([float(train.labels[row]) for row, _ in items])
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(labs)), y
-
-
-def warmup_cosine(warmup: int, total: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-    return f
+    samples.set_plan(items)
+    x, y, lab = (torch.stack(t) for t in zip(*(samples[i] for i in range(len(items))), strict=True))
+    return x, lab, y
 
 
 def fine_tune(model, train: Images, labels: list[np.ndarray], config: dict, args, rnd: int, device) -> list[dict]:
@@ -278,8 +262,8 @@ def fine_tune(model, train: Images, labels: list[np.ndarray], config: dict, args
     tcfg = config["train"]
     seed = args.seed * 1000 + rnd
     torch.manual_seed(seed)
-    bs, crop = int(tcfg["batch_size"]), int(tcfg["crop_size"])
-    scale = float(config["sel"]["scale"])
+    bs = int(tcfg["batch_size"])
+    samples = training_samples(train, labels, config)
     plans = [balanced_epoch_plan(train.labels, seed, e) for e in range(1, args.epochs + 1)]
     total = sum(math.ceil(len(p) / bs) for p in plans)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr_scale * float(tcfg["lr"]),
@@ -293,7 +277,7 @@ def fine_tune(model, train: Images, labels: list[np.ndarray], config: dict, args
         sums = np.zeros(3)
         bar = tqdm(range(0, len(plan), bs), desc=f"round {rnd} epoch {epoch}/{args.epochs}", file=sys.stderr)
         for start in bar:
-            x, lab, y = make_batch(train, labels, plan[start:start + bs], crop, scale)
+            x, lab, y = make_batch(samples, plan[start:start + bs])
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             out = model(x)
             image_loss = wcbnet_loss(out, y.to(device), float(tcfg["block_loss_weight"]))

@@ -81,20 +81,25 @@ def pseudo_label(coarse: np.ndarray, mask: np.ndarray, label: int, ring: int, ba
     return out
 
 
+def balanced_subset(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``n // 2`` rows of each label (all of a label that has fewer), drawn by ``rng``, in manifest order."""
+    parts = []
+    for label in (0, 1):
+        group = df[df["label"] == label]
+        take = min(n // 2, len(group))
+        parts.append(group.iloc[np.sort(rng.choice(len(group), size=take, replace=False))])
+    return pd.concat(parts).sort_index().reset_index(drop=True)
+
+
 def pseudo_rows(manifest: str | Path, max_images: int | None, seed: int) -> pd.DataFrame:
-    """The train rows to pseudo-label, WITHOUT their ``mask`` column: all, or ``max_images // 2``
-    per label drawn by ``seed`` (all of a label that has fewer), in manifest order."""
+    """The train rows to pseudo-label, WITHOUT their ``mask`` column: all, or a
+    :func:`balanced_subset` of ``max_images`` drawn by ``seed``, in manifest order."""
     df = read_manifest(manifest, split="train").drop(columns=["mask"])  # never a training mask
     if df.empty:
         raise WeaklocError(f"{manifest}: no rows with split 'train' to pseudo-label")
     if max_images is None or max_images >= len(df):
         return df.reset_index(drop=True)
-    rng = np.random.default_rng([int(seed), 104729])
-    keep = []
-    for label in (0, 1):
-        group = np.flatnonzero(df["label"].to_numpy() == label)
-        keep.append(group[rng.choice(group.size, size=min(max_images // 2, group.size), replace=False)])
-    return df.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+    return balanced_subset(df, max_images, np.random.default_rng([int(seed), 104729]))
 
 
 def teacher_labels(stored: np.ndarray, label: int, model, meta: dict, config: dict, segmenter) -> np.ndarray:

@@ -458,7 +458,10 @@ def _epoch(model, loader, optimizer, scheduler, scaler, device, amp, block_loss_
     return total / max(count, 1)
 
 
-def _lr_lambda(warmup_steps: int, total_steps: int):
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """The learning-rate factor of a step: linear warm-up over ``warmup_steps``, then cosine
+    decay to 0 at ``total_steps`` (for ``torch.optim.lr_scheduler.LambdaLR``)."""
+
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -588,7 +591,7 @@ def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, 
     n_per_epoch = 2 * int(max(np.sum(train_labels == 0), np.sum(train_labels == 1)))
     steps_per_epoch = math.ceil(n_per_epoch / batch_size)
     total_steps = steps_per_epoch * int(tcfg["epochs"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(steps_per_epoch, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch, total_steps))
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     return model, optimizer, scheduler, scaler
 

@@ -125,6 +125,10 @@ def variant_maps(w):
     return layout.variant_maps(layout.results_root(w.root), w.seed, w.variant)
 
 
+# The students' rows: the main fusion, alone and refined as the default pipeline refines it.
+STUDENT_VARIANTS = [layout.fused_variant(MAIN_FUSION), layout.refined_variant(MAIN_FUSION, MAIN_SEGSET)]
+
+
 def score_variants():
     variants = [layout.block_variant(b) for b in BLOCKS]
     variants += [layout.fused_variant(f) for f in FUSIONS]
@@ -134,10 +138,6 @@ def score_variants():
     variants += PEER_VARIANTS
     variants += [layout.st_variant(r, v) for r in ROUNDS for v in STUDENT_VARIANTS]
     return variants
-
-
-# The students' rows: the main fusion, alone and refined as the default pipeline refines it.
-STUDENT_VARIANTS = [layout.fused_variant(MAIN_FUSION), layout.refined_variant(MAIN_FUSION, MAIN_SEGSET)]
 
 
 def teacher_checkpoint(w):
