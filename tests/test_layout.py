@@ -15,10 +15,9 @@ from weakloc.errors import WeaklocError
 from weakloc.fusion import FUSION_METHODS
 from weakloc.peer_rules import PEER_RULES
 from weakloc.perturb import PERTURBATIONS
-from weakloc.segmenters import MAP_PROMPTED, SEGMENTERS
+from weakloc.segmenters import CACHED_SEGMENTERS, MAP_PROMPTED, SEGMENTERS
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHED_SEGMENTERS = [s for s in SEGMENTERS if s not in MAP_PROMPTED]
 
 #: (built name, kind, fields, maps folder under results/d/seed3) for every kind of variant.
 VARIANTS = [
@@ -110,11 +109,12 @@ def _matches(pattern: str, text: str) -> bool:
 
 
 def test_wildcard_constraints_come_from_the_registries():
-    w = layout.wildcard_patterns()
+    w = layout.wildcard_patterns(FUSION_METHODS, CACHED_SEGMENTERS, BASELINES, PERTURBATIONS)
     assert w["fusion"] == "|".join(FUSION_METHODS)
     assert w["baseline"] == "|".join(BASELINES)
     assert w["peer"] == "|".join(PEER_RULES)
-    assert w["segmenter"] == "|".join(CACHED_SEGMENTERS) and "sam_prompt" not in w["segmenter"].split("|")
+    assert w["segmenter"] == "|".join(CACHED_SEGMENTERS)
+    assert not MAP_PROMPTED & set(w["segmenter"].split("|")) and "sam_prompt" in MAP_PROMPTED
     assert w["segset"].split("|") == [*CACHED_SEGMENTERS, "all"]
     for name in FUSION_METHODS:
         assert _matches(w["fusion"], name)
@@ -143,7 +143,7 @@ def test_schema_enums_equal_the_registries():
     assert _enum(schema, "fusion/methods/[]") == list(FUSION_METHODS)
     for path in ("segmenters/use/[]", "robustness/segmenters/[]", "peer_rules/edgecam/segmenter",
                  "peer_rules/sepl/segmenter", "selftrain/segmenter"):
-        assert _enum(schema, path) == CACHED_SEGMENTERS, path
+        assert _enum(schema, path) == list(CACHED_SEGMENTERS), path
     assert _enum(schema, "evaluate/baselines/[]") == list(BASELINES)
     assert _enum(schema, "dataset/name") == list(DATASETS)
     props = schema["properties"]
@@ -168,3 +168,80 @@ def test_the_variant_grammar_is_written_only_in_layout():
             if built.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+# --------------------------------------------------------------------------- the module map
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every module of the package -> the package modules it imports anywhere in its body
+    (function-level imports included: a lazy import is still an edge of the module map)."""
+    import ast
+
+    src = ROOT / "src"
+    files = {}
+    for path in (src / "weakloc").rglob("*.py"):
+        parts = path.relative_to(src).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*anchor, base] if base else anchor)
+                targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            deps.update(t for t in targets if t in files and t != name)
+        graph[name] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_module_map_has_no_import_cycle_and_layout_is_a_leaf():
+    graph = _import_graph()
+    assert {"weakloc.layout", "weakloc.cams", "weakloc.datasets.folder"} <= set(graph)
+    assert _cycles(graph) == []
+    assert graph["weakloc.layout"] == {"weakloc.errors"}
+    # the steps that only read block maps do not reach torch's modules (fast start-up per job)
+    assert "weakloc.cams" not in graph["weakloc.fusion"] | graph["weakloc.refinement"] | graph["weakloc.peer_rules"]
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -12,14 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from weakloc.cams import (
-    BLOCKS_CSV,
-    block_maps,
-    read_block_maps,
-    read_blocks_csv,
-    weight_columns,
-    write_block_maps,
-)
+from weakloc.blockmaps import BLOCKS_CSV, read_block_maps, read_blocks_csv, weight_columns
+from weakloc.cams import block_maps, write_block_maps
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
 from weakloc.fusion import fuse, fuse_folder

@@ -5,7 +5,7 @@ levels, activation maps per block, their fusion, and Bayesian refinement with se
 regions. See docs/method.md for what is the paper's and what is ours.
 """
 
-__version__ = "0.1.0"
+from weakloc.version import __version__
 
 __all__ = ["Localizer", "Localization", "__version__"]
 

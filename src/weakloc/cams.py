@@ -38,9 +38,9 @@ image's means, so those maps match a whole-image pass too (tested); the stitched
 take ``4 * sum_b C_b / (s * 2**b)**2`` bytes per pixel (15 for the default model: 180 MB for
 a 12-megapixel image). Otherwise memory scales with ``max_side**2``, not with the image.
 
-The step ``weakloc cams`` is :func:`write_block_maps`; the ``blocks.csv`` format it writes and
-the readers the later steps use (:func:`read_blocks_csv`, :func:`read_block_maps`) are at the
-end of the module.
+The step ``weakloc cams`` is :func:`write_block_maps`; the folder it writes (``blocks.csv`` and
+the maps) and the readers the later steps use are in :mod:`weakloc.blockmaps`, which needs no
+torch, so the steps that only read maps start fast.
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from weakloc.blockmaps import BLOCKS_CSV, blocks_csv_columns
 from weakloc.errors import WeaklocError
 from weakloc.io import (
     atomic_path,
     file_sha256,
     inside,
     orient_array,
-    read_prob,
     read_rgb_stored,
     resumable_dir,
     write_prob,
@@ -348,42 +348,8 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
                      block_probs=np.asarray(block_probs, dtype=np.float32))
 
 
-# --------------------------------------------------------------------------- the step's folder
-# ``weakloc cams`` writes ``DIR/block{b}/{id}.png`` (b = 1..B, 8-bit maps, :func:`weakloc.io.write_prob`)
-# and ``DIR/blocks.csv`` with one row per image in manifest order: ``id,label,score,w1..wB``
-# (score: the image probability, w_b: the block weights, both rounded to 6 decimals).
-
-BLOCKS_CSV = "blocks.csv"
-
-
-def blocks_csv_columns(n_blocks: int) -> list[str]:
-    """The columns of ``blocks.csv`` for a model of ``n_blocks`` blocks: ``id,label,score,w1..wB``."""
-    return ["id", "label", "score"] + [f"w{b + 1}" for b in range(n_blocks)]
-
-
-def read_blocks_csv(cams_dir: str | Path) -> pd.DataFrame:
-    """``cams_dir/blocks.csv`` as a DataFrame (ids as strings), checked for ``id``, ``score`` and ``w1..wB``."""
-    path = Path(cams_dir) / BLOCKS_CSV
-    try:
-        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-    except FileNotFoundError:
-        raise WeaklocError(f"{path}: not found (run `weakloc cams` first)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise WeaklocError(f"{path}: not a readable CSV ({exc})") from None
-    if "id" not in df.columns or "score" not in df.columns or not weight_columns(df):
-        raise WeaklocError(f"{path}: needs columns id, score and w1..wB, has {', '.join(df.columns)}")
-    return df
-
-
-def weight_columns(df: pd.DataFrame) -> list[str]:
-    """The block-weight columns of a ``blocks.csv`` table in block order: ``["w1", ..., "wB"]``."""
-    return sorted((c for c in df.columns if c.startswith("w") and c[1:].isdigit()), key=lambda c: int(c[1:]))
-
-
-def read_block_maps(cams_dir: str | Path, image_id: str, n_blocks: int) -> np.ndarray:
-    """The stored maps ``block1..blockB/{image_id}.png`` of a cams folder as ``(B, H, W) float32`` in ``[0, 1]``."""
-    cams_dir = Path(cams_dir)
-    return np.stack([read_prob(cams_dir / block_variant(b) / f"{image_id}.png") for b in range(1, n_blocks + 1)])
+# --------------------------------------------------------------------------- the step
+# The folder format and its readers: :mod:`weakloc.blockmaps`.
 
 
 def _write_image_maps(model, meta: dict, row, work: Path, cams_cfg: dict) -> dict:

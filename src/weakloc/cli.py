@@ -12,8 +12,8 @@ import argparse
 import importlib
 import sys
 
-from weakloc import __version__
 from weakloc.errors import WeaklocError
+from weakloc.version import __version__
 
 # Topic modules, in the order their commands appear in --help.
 COMMAND_MODULES = ["data", "detector", "localization", "segmentation", "evaluation", "reporting", "shards", "protocol"]

@@ -26,6 +26,7 @@ import numpy as np
 import pywt
 from tqdm import tqdm
 
+from weakloc.blockmaps import read_block_maps, read_blocks_csv, weight_columns
 from weakloc.config import section_defaults
 from weakloc.errors import WeaklocError
 from weakloc.io import inside, write_prob
@@ -125,12 +126,10 @@ def fuse_folder(cams_dir: str | Path, method: str, out_dir: str | Path, config: 
     """The fuse step: ``out_dir/{id}.png`` for every row of ``cams_dir/blocks.csv`` (or of its ``shard``).
 
     Reads each image's block maps ``cams_dir/block{b}/{id}.png`` (``(B, H, W)``) and block
-    weights ``w1..wB`` (:mod:`weakloc.cams`), fuses them with ``method`` and the wavelet
+    weights ``w1..wB`` (:mod:`weakloc.blockmaps`), fuses them with ``method`` and the wavelet
     settings of ``config["fusion"]`` (:func:`fuse_with_config`) and writes the ``(H, W)`` map
     as an 8-bit PNG. Returns the number of maps written.
     """
-    from weakloc.cams import read_block_maps, read_blocks_csv, weight_columns
-
     if method not in FUSION_METHODS:
         raise WeaklocError(f"unknown fusion method {method!r} (choose from {', '.join(FUSION_METHODS)})")
     cams_dir, out = Path(cams_dir), Path(out_dir)

@@ -16,15 +16,17 @@ each one scores, under the run folder ``<root>/seed{s}``:
 - ``sel-{q1}-{q2}...-fused-{fusion}``: the SEL-ablation model's ``<root>/sel-{q1}-{q2}.../seed{s}/fused/{fusion}``;
 - ``st{r}-fused-{fusion}``, ``st{r}-refined-{fusion}-{segset}``: the round-r student's
   ``<root>/st{r}/seed{s}/fused/{fusion}`` and ``.../refined/{fusion}/{segset}/default``;
-- ``peer-{fusion}-{rule}``: ``peer/{fusion}/{rule}`` (``rule`` in :data:`weakloc.peer_rules.PEER_RULES`).
+- ``peer-{fusion}-{rule}``: ``peer/{fusion}/{rule}`` (``rule`` in :data:`PEER_RULES`).
 
 The other files the readers recognise: ``<root>/seed{s}/detect/metrics.json`` (image-level
 detection) and ``<root>/baselines/scores/baseline-{name}.json`` (a classic baseline, no seed).
 A cross-dataset evaluation set ``id`` has its own tree ``results/{d}/cross/{id}``; a shard of a
 per-image step is the folder ``{i}-of-{n}``.
 
-:func:`wildcard_patterns` gives the Snakemake wildcard constraints, the name lists taken from
-the registries (fusion methods, segmenters, baselines, peer rules, perturbations).
+:func:`wildcard_patterns` gives the Snakemake wildcard constraints from this grammar and the
+name lists of the registries, which the caller passes in (``workflow/rules/common.smk``): this
+module imports nothing of the project but :mod:`weakloc.errors`, so every other module may read
+from it (``tests/test_layout.py`` checks that the package has no import cycle).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ import re
 from collections.abc import Sequence
 
 from weakloc.errors import WeaklocError
-from weakloc.peer_rules import PEER_RULES
 
+#: The peers' region rules (:mod:`weakloc.peer_rules` implements them under these names).
+PEER_RULES = ("edgecam", "sepl")
 #: A fusion or segmenter-set name inside a variant name.
 NAME = r"[a-z0-9_]+"
 #: A dataset (results/<dataset>) and a study root (the dataset, dataset/sel-Q1-Q2 or dataset/st<r>).
@@ -266,31 +269,26 @@ def _alternatives(names) -> str:
     return "|".join(names)
 
 
-def wildcard_patterns() -> dict[str, str]:
-    """The workflow's wildcard constraints: name lists from the registries, the rest from this grammar.
+def wildcard_patterns(fusions: Sequence[str], segmenters: Sequence[str], baselines: Sequence[str],
+                      perturbations: Sequence[str]) -> dict[str, str]:
+    """The workflow's wildcard constraints: the registries' name lists given, the rest from this grammar.
 
-    Segmenters are those whose partitions are cached (not the map-prompted ones); a segmenter
+    ``segmenters`` are those whose partitions are cached (not the map-prompted ones); a segmenter
     set is one of them or ``all``.
     """
-    from weakloc.baselines import BASELINES
-    from weakloc.fusion import FUSION_METHODS
-    from weakloc.perturb import PERTURBATIONS
-    from weakloc.segmenters import MAP_PROMPTED, SEGMENTERS
-
-    segmenters = [s for s in SEGMENTERS if s not in MAP_PROMPTED]
     return {
         "dataset": DATASET_PATTERN,
         "seed": r"\d+",
         "root": ROOT_PATTERN,
         "trained_root": TRAINED_ROOT_PATTERN,
         "round": r"[1-9][0-9]*",
-        "fusion": _alternatives(FUSION_METHODS),
+        "fusion": _alternatives(fusions),
         "segmenter": _alternatives(segmenters),
         "segset": _alternatives([*segmenters, "all"]),
         "refine": REFINE_PATTERN,
         "block": r"\d+",
-        "baseline": _alternatives(BASELINES),
+        "baseline": _alternatives(baselines),
         "peer": _alternatives(PEER_RULES),
-        "level": rf"none|({_alternatives(PERTURBATIONS)})-[0-9.]+",
+        "level": rf"none|({_alternatives(perturbations)})-[0-9.]+",
         "shard": SHARD_PATTERN,
     }

@@ -423,9 +423,9 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
     """
     from tqdm import tqdm
 
-    from weakloc import __version__
     from weakloc.gallery import write_gallery
     from weakloc.runtime import set_threads
+    from weakloc.version import __version__
 
     paths = list_images(list(inputs))
     if not paths:

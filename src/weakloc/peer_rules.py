@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from weakloc.blockmaps import read_blocks_csv
 from weakloc.errors import WeaklocError
 from weakloc.io import write_prob
+from weakloc.layout import PEER_RULES
 
-PEER_RULES = ("edgecam", "sepl")
 #: Row labels of the localization table.
 PEER_LABELS = {"edgecam": "EdgeCAM-style", "sepl": "SEPL-style"}
 
@@ -168,7 +169,6 @@ def peer_refine_folder(rule: str, fused_dir: str | Path, segment_dir: str | Path
     through ``rule`` with its settings ``config["peer_rules"][rule]``, written as an 8-bit PNG.
     Returns the number of maps written.
     """
-    from weakloc.cams import read_blocks_csv
     from weakloc.refinement import read_coarse_and_partitions
 
     fused_dir, seg_dir, out = Path(fused_dir), Path(segment_dir), Path(out_dir)

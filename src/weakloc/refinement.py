@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from weakloc.blockmaps import read_block_maps, read_blocks_csv, weight_columns
 from weakloc.config import Section
 from weakloc.decision import DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
@@ -300,11 +301,9 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
     Per image: the fused map ``fused_dir/{id}.png``, one partition per folder of
     ``segment_dirs`` (combined as independent evidence), the image probability (``score``
     of ``blocks.csv``, for the gate) and, with ``refine.evidence = map``, the block maps
-    ``cams_dir/block{b}/{id}.png`` (:mod:`weakloc.cams`), refined with ``config["refine"]``
+    ``cams_dir/block{b}/{id}.png`` (:mod:`weakloc.blockmaps`), refined with ``config["refine"]``
     (:func:`refine_with_config`) and written as an 8-bit PNG. Returns the number of maps written.
     """
-    from weakloc.cams import read_block_maps, read_blocks_csv, weight_columns
-
     fused_dir, cams_dir, out = Path(fused_dir), Path(cams_dir), Path(out_dir)
     seg_dirs = [Path(d) for d in segment_dirs]
     df = shard_items(read_blocks_csv(cams_dir), shard)

@@ -4,8 +4,10 @@
 import os
 
 from weakloc import layout
+from weakloc.baselines import BASELINES as BASELINE_METHODS
 from weakloc.config import sections, validate_config
-from weakloc.segmenters import settings_key
+from weakloc.fusion import FUSION_METHODS
+from weakloc.segmenters import CACHED_SEGMENTERS, settings_key
 from weakloc.segmenters.sam import DEFAULT_MOBILE_SAM
 from weakloc.peer_rules import PEER_RULES, peer_segmenter
 from weakloc.perturb import PERTURBATIONS, level_name
@@ -51,10 +53,10 @@ for _id, _ds in CROSS.items():
         )
 
 
-# Name lists from the registries (fusion methods, segmenters, baselines, peer rules, perturbations):
+# Name lists from the registries (fusion methods, cached segmenters, baselines, perturbations) through
 # weakloc.layout.wildcard_patterns. A study root is the dataset, dataset/sel-Q1-Q2 for a model of
 # the SEL ablation, or dataset/st<r> for the round-r self-trained student.
-WILDCARDS = layout.wildcard_patterns()
+WILDCARDS = layout.wildcard_patterns(FUSION_METHODS, CACHED_SEGMENTERS, BASELINE_METHODS, PERTURBATIONS)
 
 
 wildcard_constraints:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from weakloc.errors import WeaklocError
 
-from .spec import RawSample
+from .spec import RawSample, safe_id
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -28,8 +28,6 @@ def _visible_files(folder: Path) -> list[Path]:
 
 def collect_folder(root: Path, config: dict) -> list[RawSample]:
     """Samples of a user folder laid out as described in this module's docstring."""
-    from .prepare import safe_id
-
     root = Path(root)
     if not root.is_dir():
         raise WeaklocError(f"{root}: folder dataset not found (key dataset.folder.path)")

@@ -19,7 +19,6 @@ an interrupted run leaves nothing half-made.
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -66,12 +65,6 @@ MASK_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "nonzero": lambda a: _gray(a) > 0,
     "columbia": _columbia,
 }
-
-
-def safe_id(text: str) -> str:
-    """A filename-safe id: characters other than letters, digits, ``-``, ``_``, ``.`` become ``_``."""
-    out = re.sub(r"[^A-Za-z0-9._-]", "_", text).strip(".")
-    return out or "_"
 
 
 def assign_splits(ids: list[str], labels: list[int], fractions: dict, seed: int) -> list[str]:

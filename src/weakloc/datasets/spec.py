@@ -9,6 +9,7 @@ The entries themselves are in :mod:`weakloc.datasets.registry`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,9 @@ class DatasetSpec:
     manual: str = ""
     needs_masks_archive: bool = False
     notes: str = ""
+
+
+def safe_id(text: str) -> str:
+    """A filename-safe id: characters other than letters, digits, ``-``, ``_``, ``.`` become ``_``."""
+    out = re.sub(r"[^A-Za-z0-9._-]", "_", text).strip(".")
+    return out or "_"

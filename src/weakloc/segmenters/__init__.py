@@ -93,6 +93,8 @@ SEGMENTERS: dict[str, Callable[[dict], Segmenter]] = {
 
 #: Segmenters that need the coarse map (called as ``seg(rgb, coarse)``; ``needs_map`` is True).
 MAP_PROMPTED = frozenset({"sam_prompt"})
+#: Segmenters whose partitions ``weakloc segment`` caches (all but the map-prompted ones), in registry order.
+CACHED_SEGMENTERS = tuple(name for name in SEGMENTERS if name not in MAP_PROMPTED)
 
 #: The settings that change a segmenter's partitions (``device`` does not, by design).
 RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
