@@ -447,3 +447,54 @@ def test_localize_keeps_the_scores_of_images_done_before_a_failure(checkpoint, t
     rows = pd.read_csv(out / "scores.csv")
     assert {"p0", "p1", "p2"} <= set(rows["id"]) and "p3" not in set(rows["id"])  # p4 may have been done too
     assert all((out / f"{i}_prob.png").is_file() for i in rows["id"])
+
+
+# --------------------------------------------------------------------------- the study's settings by default
+
+def test_training_stores_the_study_pipeline_and_localize_uses_it_without_a_config(tmp_path):
+    """`weakloc train` records the study's localization sections in the checkpoint; `Localizer(ckpt)`
+    and `weakloc localize` without --config run them; --config and --decision win; run.json and the
+    gallery say where the settings came from; a checkpoint without them gets the schema's defaults."""
+    import json
+
+    from test_training import make_toy_dataset, tiny_config
+    from weakloc import Localizer
+    from weakloc.training import train_wcbnet
+    from weakloc.wcbnet import load_checkpoint
+
+    manifest = make_toy_dataset(tmp_path / "toy", n_per_class=6)
+    study = tiny_config(epochs=1)
+    study["segmenters"]["use"] = ["felzenszwalb"]
+    study["refine"]["decision"]["rule"] = "calibrated"
+    study["fusion"]["methods"] = ["max", "mean"]
+    ckpt = tmp_path / "w.pt"
+    train_wcbnet(manifest, study, 0, ckpt, tmp_path / "log.csv")
+    stored = load_checkpoint(ckpt)[1]["pipeline"]
+    assert stored["segmenters"]["use"] == ["felzenszwalb"] and stored["refine"]["decision"]["rule"] == "calibrated"
+    assert set(stored) == {"cams", "fusion", "segmenters", "refine", "localize"}
+
+    loc = Localizer(ckpt)
+    assert (loc.settings_source, loc.segmenter_names, loc.fusion) == ("checkpoint", ["felzenszwalb"], "max")
+    assert loc.config["refine"]["decision"]["rule"] == "calibrated"
+    given = Localizer(ckpt, validate_config({}))
+    assert given.settings_source == "config" and given.segmenter_names == validate_config({})["segmenters"]["use"]
+    paper = Localizer(ckpt, overrides={"refine.decision.rule": "threshold"})
+    assert paper.config["refine"]["decision"]["rule"] == "threshold" and paper.segmenter_names == ["felzenszwalb"]
+
+    img = tmp_path / "a.png"
+    Image.fromarray(photo(40, 40, 3)).save(img)
+    for extra, source, rule in (([], "checkpoint", "calibrated"), (["--decision", "threshold"], "checkpoint",
+                                                                    "threshold")):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["localize", str(img), "--checkpoint", str(ckpt), "--out", str(out), *extra]) == 0
+        run = json.loads((out / "run.json").read_text())
+        assert run["settings"]["source"] == source and run["settings"]["segmenters"] == ["felzenszwalb"]
+        assert run["settings"]["refine"]["decision"]["rule"] == rule
+        assert "the study that trained the checkpoint" in (out / "index.html").read_text()
+        np.testing.assert_array_equal(read_prob(out / "a_prob.png"),
+                                      (loc if rule == "calibrated" else paper)(img).prob)
+
+    model = load_checkpoint(ckpt)[0]
+    plain = _save(tmp_path / "plain.pt", model, study)  # saved without the training's meta
+    defaults = Localizer(plain)
+    assert defaults.settings_source == "defaults" and defaults.config["refine"] == validate_config({})["refine"]

@@ -96,6 +96,12 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
     return config
 
 
+#: The sections that turn an image into maps, masks and a verdict (what ``weakloc localize`` runs).
+#: ``weakloc train`` stores the study's values of them in the checkpoint (``meta["pipeline"]``), so
+#: :class:`weakloc.localize.Localizer` with no config runs the pipeline of the study that trained it.
+PIPELINE_SECTIONS = ("cams", "fusion", "segmenters", "refine", "localize")
+
+
 def load_config(path: str | Path | None = None, json_text: str | None = None) -> dict:
     """Load a YAML file (or a JSON string, as the workflow passes it) and validate it.
 

@@ -120,7 +120,9 @@ def gallery_html(rows: list[dict], run: dict) -> str:
               f"best epoch {_e(meta['epoch'])}, validation AUC {'n/a' if val_auc is None else f'{val_auc:.4f}'}"),
              ("verdict", op_text),
              ("maps", f"fusion {_e(run['settings']['fusion'])}, segmenters "
-                      f"{_e(', '.join(run['settings']['segmenters']) or 'none (no refinement)')}"),
+                      f"{_e(', '.join(run['settings']['segmenters']) or 'none (no refinement)')}, decision "
+                      f"{_e(run['settings']['refine']['decision']['rule'])}"),
+             ("settings", f"from {_e(run.get('settings_from', 'not recorded'))}"),
              ("images", f"{len(rows)} localized" + (f', <span class="fail">{len(run["failures"])} could not be '
                                                      "read</span>" if run["failures"] else "")),
              ("weakloc", _e(run.get("weakloc", "")))]

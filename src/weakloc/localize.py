@@ -254,6 +254,33 @@ def default_threads(segmenting: bool) -> int:
     return available_threads(1 if segmenting else 0)
 
 
+SETTINGS_SOURCES = {"config": "the config given", "checkpoint": "the study that trained the checkpoint",
+                    "defaults": "the schema's defaults (the checkpoint stores no study settings)"}
+
+
+def resolve_settings(meta: dict, config: dict | None, overrides: dict | None = None,
+                     checkpoint: str | Path = "checkpoint") -> tuple[dict, str]:
+    """``(validated config, source)``: ``config`` when given (``source = "config"``), else the
+    pipeline the checkpoint's study stored at training time (``"checkpoint"``), else the schema's
+    defaults (``"defaults"``); then ``overrides`` (``{"section.key[.key]": value}``) are set."""
+    from weakloc.config import validate_config
+
+    if config is not None:
+        chosen, source = copy.deepcopy(config), "config"
+    elif meta.get("pipeline"):
+        chosen, source = copy.deepcopy(meta["pipeline"]), "checkpoint"
+    else:
+        chosen, source = {}, "defaults"
+    for dotted, value in (overrides or {}).items():
+        *parents, key = dotted.split(".")
+        node = chosen
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[key] = value
+    where = f"{checkpoint} (stored pipeline settings)" if source == "checkpoint" else "config"
+    return validate_config(chosen, where), source
+
+
 @dataclass
 class _Prepared:
     stored: np.ndarray
@@ -270,7 +297,11 @@ class Localizer:
         checkpoint: a WCBnet checkpoint (``weakloc train``).
         config: configuration sections (``cams``, ``fusion``, ``segmenters``, ``refine``,
             ``localize``), as a dict in the YAML's shape; missing keys take the schema's
-            defaults (None = all defaults).
+            defaults. None (the default): the settings of the study that trained the checkpoint,
+            stored in it at training time (``meta["pipeline"]``); a checkpoint that stores none
+            gets the schema's defaults. :attr:`settings_source` says which.
+        overrides: ``{"section.key[.key]": value}`` set after the config is resolved (the CLI's
+            ``--decision``, ``--segment-max-side``).
         segmenters: segmenter names (default: the config's ``segmenters.use``; ``[]`` = no refinement).
         fusion: fusion method (default: the first of ``fusion.methods``).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -283,34 +314,35 @@ class Localizer:
     """
 
     def __init__(self, checkpoint: str | Path, config: dict | None = None, *, segmenters: Sequence[str] | None = None,
-                 fusion: str | None = None, device: str = "auto", threads: int | None = None) -> None:
+                 fusion: str | None = None, device: str = "auto", threads: int | None = None,
+                 overrides: dict | None = None) -> None:
         import torch
 
-        from weakloc.config import validate_config
         from weakloc.fusion import FUSION_METHODS
         from weakloc.operating_point import operating_point
         from weakloc.runtime import resolve_device
         from weakloc.wcbnet import load_checkpoint
 
-        self.config = validate_config(copy.deepcopy(config) if config else {})
-        self.fusion = fusion or self.config["fusion"]["methods"][0]
-        if self.fusion not in FUSION_METHODS:
-            raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
-        self.segmenter_names = list(self.config["segmenters"]["use"] if segmenters is None else segmenters)
         if threads:
             torch.set_num_threads(int(threads))
         self.device = str(resolve_device(device))  # "cpu" | "cuda"
         self.checkpoint = Path(checkpoint)
         self.model, self.meta = load_checkpoint(self.checkpoint, map_location=self.device)
+        self.config, self.settings_source = resolve_settings(self.meta, config, overrides, self.checkpoint)
+        self.fusion = fusion or self.config["fusion"]["methods"][0]
+        if self.fusion not in FUSION_METHODS:
+            raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
+        self.segmenter_names = list(self.config["segmenters"]["use"] if segmenters is None else segmenters)
         self.threshold, self.threshold_source = operating_point(self.meta)
         self.segmenters = build_segmenters(self.segmenter_names, self.config)
         self._pool: ThreadPoolExecutor | None = None
 
     def settings(self) -> dict:
-        """What determines the maps: fusion, segmenters and the config sections read."""
+        """What determines the maps: where the settings came from, fusion, segmenters and the config sections read."""
         cfg = self.config
-        return {"fusion": self.fusion, "segmenters": self.segmenter_names, "cams": cfg["cams"],
-                "fusion_settings": cfg["fusion"], "refine": cfg["refine"], "localize": cfg["localize"],
+        return {"source": self.settings_source, "fusion": self.fusion, "segmenters": self.segmenter_names,
+                "cams": cfg["cams"], "fusion_settings": cfg["fusion"], "refine": cfg["refine"],
+                "localize": cfg["localize"],
                 "segmenter_settings": {n: cfg["segmenters"].get(n, {}) for n in self.segmenter_names}}
 
     def _worker(self) -> ThreadPoolExecutor:
@@ -404,15 +436,18 @@ def _write_scores(out: Path, rows: list[dict]) -> None:
 
 
 def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_dir: str | Path,
-                    config: dict, segmenters: Sequence[str] | None = None, fusion: str | None = None,
-                    progress: bool = True, threads: int | None = None) -> LocalizeResult:
+                    config: dict | None = None, segmenters: Sequence[str] | None = None, fusion: str | None = None,
+                    progress: bool = True, threads: int | None = None,
+                    overrides: dict | None = None) -> LocalizeResult:
     """Localize manipulated regions in image files and folders (not recursive).
 
     Args:
         inputs: files and/or folders (folders contribute their image files).
         checkpoint: a WCBnet checkpoint (``weakloc train``).
         out_dir: output folder (created).
-        config: a configuration (``cams``, ``fusion``, ``segmenters``, ``refine``).
+        config: a configuration (``cams``, ``fusion``, ``segmenters``, ``refine``); None: the
+            checkpoint's study settings (:func:`resolve_settings`).
+        overrides: settings set after that (:class:`Localizer`).
         segmenters: segmenter names (default: the config's ``segmenters.use``; ``[]`` = no refinement).
         fusion: fusion method (default: the first of ``fusion.methods``).
         threads: torch CPU threads (default :func:`default_threads`: the segmenters run in a
@@ -430,7 +465,9 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
     paths = list_images(list(inputs))
     if not paths:
         raise WeaklocError(f"no images found in {', '.join(str(i) for i in inputs)}")
-    localizer = Localizer(checkpoint, config, segmenters=segmenters, fusion=fusion, threads=threads)
+    localizer = Localizer(checkpoint, config, segmenters=segmenters, fusion=fusion, threads=threads,
+                          overrides=overrides)
+    print(f"weakloc localize: settings of {SETTINGS_SOURCES[localizer.settings_source]}", file=sys.stderr)
     if not threads:  # the default depends on the segmenters the Localizer resolved (no compute ran yet)
         set_threads(default_threads(bool(localizer.segmenter_names)))
     out = Path(out_dir)
@@ -464,7 +501,8 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path, out_di
            "operating_point": {"threshold": localizer.threshold, "source": localizer.threshold_source,
                                **({"chosen": localizer.meta["image_threshold"]}
                                   if localizer.threshold_source == "validation" else {})},
-           "settings": localizer.settings(), "inputs": [str(i) for i in inputs],
+           "settings": localizer.settings(), "settings_from": SETTINGS_SOURCES[localizer.settings_source],
+           "inputs": [str(i) for i in inputs],
            "images": len(result.rows), "failures": result.failures}
     write_text_atomic(out / "run.json", json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     write_gallery(out, result.rows, run)

@@ -231,5 +231,5 @@ def self_train(manifest: str | Path, teacher: str | Path, pseudo_dir: str | Path
                                              "pixel_weight": st["pixel_weight"]}, sort_keys=True).encode()).hexdigest()
     lineage = [*meta.get("self_training", []), note]
     student = Student(model.state_dict(), labels, PixelLoss(float(st["pixel_weight"]), tuple(strides), float(offset)),
-                      fingerprint, {"self_training": lineage})
+                      fingerprint, {"self_training": lineage, "pipeline": meta.get("pipeline")})
     return train_wcbnet(manifest, student_config(config), seed, out_path, log_csv, student)

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from weakloc.config import PIPELINE_SECTIONS
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
 from weakloc.manifest import content_hash, read_manifest
@@ -691,6 +692,8 @@ def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: 
     ``meta`` records why training stopped (None while it runs) and the time budget, so the
     tables can flag a run whose length depended on the machine's speed and load;
     ``extra_meta`` (a self-trained student's: its teacher and pixel labels) is added to it.
+    ``pipeline``: the config's :data:`weakloc.config.PIPELINE_SECTIONS` (the localization settings
+    of the study; None when the caller passed none of them).
     """
     best = build_wcbnet(config)
     best.load_state_dict(best_state)
@@ -701,5 +704,7 @@ def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: 
         # the verdict threshold of `weakloc localize` (weakloc.detection.operating_point); None
         # when the validation split has one class only
         "image_threshold": None if operating_point is None else {**operating_point, "epoch": int(epoch)},
+        # the study's localization pipeline, for `weakloc localize` without --config (a student: its teacher's)
+        "pipeline": {name: config[name] for name in PIPELINE_SECTIONS if name in config} or None,
         **(extra_meta or {}),
     })

@@ -5,7 +5,7 @@ import os
 
 from weakloc import layout
 from weakloc.baselines import BASELINES as BASELINE_METHODS
-from weakloc.config import sections, validate_config
+from weakloc.config import PIPELINE_SECTIONS, sections, validate_config
 from weakloc.fusion import FUSION_METHODS
 from weakloc.segmenters import CACHED_SEGMENTERS, settings_key
 from weakloc.segmenters.sam import DEFAULT_MOBILE_SAM

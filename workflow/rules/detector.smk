@@ -17,7 +17,9 @@ rule train:
         "../envs/weakloc.yaml"
     threads: workflow.cores
     params:
-        cfg=lambda w: root_config(w.root, "sel", "model", "train"),
+        # the localization sections are stored in the checkpoint (weakloc localize's defaults); a change
+        # of them reruns this job, which resumes the finished run and rewrites only the checkpoint
+        cfg=lambda w: root_config(w.root, "sel", "model", "train", *PIPELINE_SECTIONS),
     shell:
         "OMP_NUM_THREADS={threads} weakloc train --manifest {input.data}/manifest.csv --seed {wildcards.seed}"
         " --out {output.ckpt} --log {output.curve} --config-json {params.cfg:q} > {log} 2>&1"

@@ -48,7 +48,8 @@ def add_shard_option(parser: argparse.ArgumentParser) -> None:
                              "merge the N folders with `weakloc shards merge`")
 
 
-def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None) -> None:
+def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None,
+                       config_help: str = "study configuration YAML (default: built-in defaults)") -> None:
     """``--config FILE`` (a user's YAML) and ``--config-json TEXT`` (what workflow rules pass).
 
     ``sections`` are the config sections the command reads, and the only ones
@@ -56,7 +57,7 @@ def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...
     walks every rule's command against them), so no section silently falls back to its
     defaults. None: the whole configuration (``weakloc localize``).
     """
-    parser.add_argument("--config", metavar="FILE", help="study configuration YAML (default: built-in defaults)")
+    parser.add_argument("--config", metavar="FILE", help=config_help)
     parser.add_argument("--config-json", metavar="JSON",
                         help="configuration sections as a JSON object (used by the workflow)"
                         + (f"; reads {', '.join(sections)}" if sections else ""))

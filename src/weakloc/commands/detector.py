@@ -16,6 +16,7 @@ import json
 import sys
 
 from weakloc.commands import add_command, add_config_options, add_input, add_manifest_options, add_out, config_from_args
+from weakloc.config import PIPELINE_SECTIONS
 
 
 def _report_training(summary: dict, args: argparse.Namespace) -> int:
@@ -79,7 +80,7 @@ def register(subparsers) -> None:
                     "running the same command again continues from the last completed epoch "
                     "(docs/detector.md).")
     _add_run_options(p, (), "training seed", ("CKPT", "where the best checkpoint is written (.pt)"))
-    add_config_options(p, sections=('sel', 'model', 'train'))
+    add_config_options(p, sections=("sel", "model", "train", *PIPELINE_SECTIONS))
 
     p = add_command(subparsers, "pseudo-masks", _run_pseudo_masks, "pseudo-masks of the train split (self-training)",
                     "Run the checkpoint's own pipeline (block maps, the first fusion method, the regions of "

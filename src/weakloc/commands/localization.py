@@ -56,16 +56,20 @@ def run_refine(args: argparse.Namespace) -> int:
 def run_localize(args: argparse.Namespace) -> int:
     from weakloc.localize import localize_images
 
-    config = config_from_args(args)
+    # no --config: the settings the checkpoint's study stored at training time (weakloc.localize.resolve_settings)
+    config = config_from_args(args) if args.config or args.config_json else None
+    overrides = {}
     if args.segment_max_side is not None:
         if args.segment_max_side < 16:
             raise WeaklocError(f"--segment-max-side must be at least 16, got {args.segment_max_side}")
-        config["localize"]["segment_max_side"] = args.segment_max_side
+        overrides["localize.segment_max_side"] = args.segment_max_side
+    if args.decision is not None:
+        overrides["refine.decision.rule"] = args.decision
     if args.threads is not None and args.threads < 1:
         raise WeaklocError(f"--threads must be at least 1, got {args.threads}")
     segmenters = [] if args.no_refine else (args.segmenter or None)
     result = localize_images(args.inputs, args.checkpoint, args.out, config, segmenters=segmenters,
-                             fusion=args.fusion, threads=args.threads)
+                             fusion=args.fusion, threads=args.threads, overrides=overrides)
     n_ok, n_bad = len(result.rows), len(result.failures)
     print(f"weakloc localize: {n_ok} image(s) written to {args.out}"
           + (f", {n_bad} failed" if n_bad else "") + f"; gallery: {Path(args.out) / 'index.html'}", file=sys.stderr)
@@ -100,7 +104,12 @@ def register(subparsers) -> None:
 
     p = add_command(subparsers, "localize", run_localize,
                     "localize manipulated regions in image files or folders, end to end "
-                    "(maps, masks, scores.csv with verdicts, a gallery index.html)")
+                    "(maps, masks, scores.csv with verdicts, a gallery index.html)",
+                    description="Without --config the pipeline is the one of the study that trained the "
+                    "checkpoint, stored in it at training time (for the default checkpoint: SAM regions "
+                    "with the calibrated per-image decision, chosen on the validation split); a checkpoint "
+                    "that stores none gets the schema's defaults. run.json and the gallery say which. "
+                    "--decision threshold gives the paper's decision (P > 0.5).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (not recursive)")
     add_input(p, "--checkpoint", "WCBnet checkpoint", metavar="CKPT")
     add_out(p, "DIR", "output folder")
@@ -112,7 +121,10 @@ def register(subparsers) -> None:
     p.add_argument("--segment-max-side", type=int, metavar="N",
                    help="segment at most N pixels on the longer side and map the regions back (faster, coarser "
                         "region edges; default: localize.segment_max_side, null = full resolution)")
+    p.add_argument("--decision", choices=("calibrated", "threshold"),
+                   help="per-image decision: calibrated [ours] or threshold (the paper's P > 0.5); "
+                        "default: the study's refine.decision.rule")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: OMP_NUM_THREADS, else the cores less one, which the "
                         "segmenter thread uses)")
-    add_config_options(p)
+    add_config_options(p, config_help="study configuration YAML (default: the settings stored in the checkpoint)")
