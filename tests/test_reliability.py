@@ -11,7 +11,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -22,13 +21,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from project import BIN, ENV, ROOT
 from weakloc.cli import build_parser, main
 from weakloc.errors import WeaklocError
 from weakloc.io import inside, partial_dir, resumable_dir
 from weakloc.manifest import COLUMNS, read_manifest, write_manifest
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def make_dataset(root: Path, n: int, size: int = 96, seed: int = 0) -> Path:
@@ -224,8 +221,7 @@ def test_a_killed_job_resumes_with_what_it_had_and_ends_identical(tmp_path, step
 def _planned_commands(configfile: str) -> list[list[str]]:
     """Every `weakloc` command the dry run of the whole DAG would execute, as argv lists."""
     proc = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--configfile", configfile],
-                          cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+                          cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cmds = []
     for line in proc.stdout.splitlines():

@@ -10,53 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-
-
-def run(args, cwd, check=True):
-    proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def project_files():
-    """The project's files as a fresh clone has them (tracked plus new, not ignored)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    return [p for p in out if (ROOT / p).exists() or (ROOT / p).is_symlink()]
-
-
-def copy_project(dest: Path) -> Path:
-    for rel in project_files():
-        src, dst = ROOT / rel, dest / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            os.symlink(os.readlink(src), dst)
-        else:
-            shutil.copy2(src, dst)
-    return dest
-
-
-def snakemake(*args, cwd):
-    return run([BIN / "snakemake", *args], cwd)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The smoke study run once, end to end."""
-    proj = copy_project(tmp_path_factory.mktemp("smoke"))
-    snakemake("--cores", "2", "--configfile", "configs/smoke.yaml", cwd=proj)
-    return proj
+from project import BIN, ENV, ROOT, SMOKE_CORE_FILES, SMOKE_CORE_FOLDERS, assert_same_core, copy_project, run, snakemake
 
 
 def leaves(node):
@@ -199,20 +158,21 @@ def test_config_typo_stops_with_the_key_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_dvc_push_then_pull_restores_without_recomputing(tmp_path):
-    """Prepared data and checkpoints survive dvc push -> fresh clone -> dvc pull; nothing reruns."""
+def test_dvc_push_then_pull_restores_without_recomputing(smoke, tmp_path):
+    """Prepared data and checkpoints survive dvc push -> fresh clone -> dvc pull; nothing reruns.
+
+    The outputs are the smoke study's (a real Snakemake run): a project whose config.yaml is the
+    smoke config gets them as `snakemake models` left them, and DVC tracks them from there."""
     remote = tmp_path / "remote"
     a = copy_project(tmp_path / "a")
-    # the tracked params are the smoke study's, with one checkpoint (no SEL-ablation model, no student)
-    import yaml
-
-    cfg = yaml.safe_load((a / "configs/smoke.yaml").read_text())
-    cfg["evaluate"]["sel_ablation"], cfg["selftrain"]["rounds"] = [], 0
-    (a / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    shutil.copy(a / "configs/smoke.yaml", a / "config.yaml")  # the params dvc.yaml tracks
+    for out in ("data/prepared/synthetic", "checkpoints/synthetic"):
+        shutil.copytree(smoke / out, a / out)
     run(["git", "init", "-q"], a)
     run(["git", "add", "-A"], a)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], a)
-    snakemake("--cores", "2", "models", cwd=a)
+    out = snakemake("-n", "--cores", "1", "models", cwd=a)
+    assert "Nothing to be done" in out.stdout + out.stderr  # the smoke study's checkpoints, all of them
     dvc = BIN / "dvc"
     run([dvc, "remote", "add", "--local", "-d", "store", str(remote)], a)
     run([dvc, "commit", "--force", "prepare", "train"], a)
@@ -246,41 +206,33 @@ def _cpu_hog(n: int) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_four_shards_on_a_loaded_machine_give_the_idle_one_job_bytes(smoke, tmp_path):
-    """Two guarantees in one run of the smoke study from scratch (prepare and training included):
+    """Two guarantees in one run from scratch (prepare and training included) of the smoke
+    study's core (tests/project.py: the files every sharded step lies on, with their scores):
 
     - determinism whatever the load: beside a CPU-hogging process (the machine oversubscribed)
-      the checkpoint, summary.json and tables are the idle run's bytes (no wall-clock stop);
-    - sharding changes nothing: with ``shards.count = 4`` every per-image step runs as 4 jobs
-      and a merge (docs/cluster.md), and the merged folders are the one-job run's files.
+      the checkpoint and image scores are the idle run's bytes (no wall-clock stop);
+    - sharding changes nothing: with ``shards.count = 4`` every per-image step (segment, cams,
+      fuse, refine, baseline) runs as 4 jobs and a merge (docs/cluster.md), and the merged
+      folders and the scores are the one-job run's files.
 
-    A difference names the file; either cause fails the test."""
+    The tables are functions of these files (the smoke fixture checks them). A difference names
+    the file; either cause fails the test."""
     import signal
 
     proj = copy_project(tmp_path / "loaded4")
     (proj / "shards4.yaml").write_text("shards: {count: 4}\n")
     hog = _cpu_hog(1)
-    try:
-        out = snakemake("--cores", "2", "--configfile", "configs/smoke.yaml", "shards4.yaml", cwd=proj)
+    try:  # targets first: --configfile takes what follows
+        out = snakemake(*SMOKE_CORE_FILES, *SMOKE_CORE_FOLDERS,
+                        "--cores", "2", "--configfile", "configs/smoke.yaml", "shards4.yaml", cwd=proj)
     finally:
         os.killpg(hog.pid, signal.SIGKILL)
         hog.wait()
-    assert "refine_shard" in out.stdout + out.stderr and "cams_merge" in out.stdout + out.stderr
-    assert (proj / "checkpoints/synthetic/seed0/wcbnet.pt").read_bytes() == \
-        (smoke / "checkpoints/synthetic/seed0/wcbnet.pt").read_bytes()
-    a, b = smoke / "results/synthetic", proj / "results/synthetic"
-    assert json.loads((a / "tables/summary.json").read_text()) == json.loads((b / "tables/summary.json").read_text())
-    assert (a / "tables/summary.json").read_bytes() == (b / "tables/summary.json").read_bytes()
-    csvs = sorted(p.name for p in (a / "tables").glob("*.csv"))
-    assert len(csvs) >= 5 and csvs == sorted(p.name for p in (b / "tables").glob("*.csv"))
-    for name in csvs:
-        assert (a / "tables" / name).read_bytes() == (b / "tables" / name).read_bytes(), name
-    for folder in ["seed0/cams", "seed0/fused/wavelet", "seed0/refined/attention/all/default", "baselines/ela"]:
-        files = sorted(p.relative_to(a / folder) for p in (a / folder).rglob("*") if p.is_file())
-        assert len(files) >= 8 and files == sorted(p.relative_to(b / folder) for p in (b / folder).rglob("*")
-                                                   if p.is_file()), folder
-        for rel in files:
-            assert (a / folder / rel).read_bytes() == (b / folder / rel).read_bytes(), f"{folder}/{rel}"
-    assert not list(b.glob("**/shards/**/*-of-4"))  # the shard folders are temporary
+    log = out.stdout + out.stderr
+    for step in ("segment", "cams", "fuse", "refine", "baseline"):
+        assert f"{step}_shard" in log and f"{step}_merge" in log, step
+    assert_same_core(smoke, proj)
+    assert not list(proj.glob("results/**/shards/**/*-of-4"))  # the shard folders are temporary
 
 
 @pytest.mark.slow
