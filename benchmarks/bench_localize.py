@@ -9,8 +9,11 @@ Timed, each as a fresh process pinned to the first --cores CPUs (start-up includ
 OMP_NUM_THREADS, so localize picks its default threads: the cores less one for the segmenter
 thread):
 
-- ours: `weakloc localize DIR --checkpoint CKPT --out OUT` with the default settings (slic,
-  the first fusion method, the schema's cams/refine defaults), plus any --extra options;
+- ours: `weakloc localize DIR --checkpoint CKPT --out OUT` with no settings given, plus any
+  --extra options. Without --config that runs the settings the checkpoint stores (a trained
+  default checkpoint: the study's pipeline, MobileSAM and the calibrated decision); the random
+  checkpoint below stores none and so runs the schema's defaults (slic, P > 0.5).
+  `--extra "--config config.yaml"` times the study's pipeline with the random checkpoint;
 - DCT: a Python process that imports weakloc.baselines and writes the normalised pyIFD DCT
   map of each photo as an 8-bit PNG (`weakloc baseline dct`'s work without a manifest).
 
@@ -71,8 +74,10 @@ from weakloc.localize import Localizer, write_image_outputs
 from weakloc.io import list_images
 from weakloc.commands import config_from_args
 import argparse
-src, out, ckpt, cfg_json = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4] or None
-config = config_from_args(argparse.Namespace(config=None, config_json=cfg_json))
+src, out, ckpt = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+cfg_path, cfg_json = sys.argv[4] or None, sys.argv[5] or None
+# no --config/--config-json: None, as `weakloc localize` does (the checkpoint's stored settings)
+config = config_from_args(argparse.Namespace(config=cfg_path, config_json=cfg_json)) if cfg_path or cfg_json else None
 from weakloc.localize import default_threads
 loc = Localizer(ckpt, config, threads=default_threads(True))
 paths = list_images([src])
@@ -148,8 +153,8 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2, help="CPUs the timed processes may use")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--extra", default="",
-                    help="extra `weakloc localize` options (--segment-max-side N and --config-json JSON also reach "
-                    "the per-image runs)")
+                    help="extra `weakloc localize` options (--segment-max-side N, --config FILE and --config-json JSON "
+                    "also reach the per-image runs)")
     args = ap.parse_args()
     CORES[0] = args.cores
     env = _env()
@@ -157,6 +162,7 @@ def main() -> None:
     weakloc = str(Path(py).with_name("weakloc"))
     extra = shlex.split(args.extra)
     cfg_json = extra[extra.index("--config-json") + 1] if "--config-json" in extra else ""
+    cfg_path = extra[extra.index("--config") + 1] if "--config" in extra else ""
     if "--segment-max-side" in extra:  # the same setting for the in-process (per-image) runs
         cfg = json.loads(cfg_json or "{}")
         cfg.setdefault("localize", {})["segment_max_side"] = int(extra[extra.index("--segment-max-side") + 1])
@@ -196,7 +202,7 @@ def main() -> None:
         per = {"ours": None, "dct": None}
         for _ in range(args.repeats):
             for name, cmd in (("ours", [py, "-c", OURS_SCRIPT, str(tmp / "photos"), str(tmp / "ours_api"), str(ckpt),
-                                        cfg_json]),
+                                        cfg_path, cfg_json]),
                               ("dct", [py, "-c", DCT_SCRIPT, str(tmp / "photos"), str(tmp / "dct2"), "1"])):
                 _, stdout = _wall(cmd, env)
                 times = json.loads(stdout.strip().splitlines()[-1])["per_image"]
