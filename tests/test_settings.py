@@ -8,10 +8,11 @@ from weakloc.config import ConfigError, Section, load_schema, section_defaults, 
 from weakloc.datasets.synthetic import SyntheticSettings
 from weakloc.decision import DecisionSettings
 from weakloc.errors import WeaklocError
+from weakloc.intervals import BootstrapSettings
 from weakloc.refinement import RefineSettings
 from weakloc.wcbnet import ModelSettings
 
-TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings]
+TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, BootstrapSettings]
 
 
 def _schema_section(path):

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
+from weakloc.intervals import BootstrapSettings, detection_intervals
 from weakloc.io import atomic_path, read_rgb, write_text_atomic
 from weakloc.manifest import read_manifest
 from weakloc.metrics import image_metrics
@@ -73,12 +74,15 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
 
 
 def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores_csv: str | Path,
-           metrics_json: str | Path, threshold: float = 0.5, device: str = "auto") -> dict:
+           metrics_json: str | Path, threshold: float = 0.5, device: str = "auto",
+           bootstrap: BootstrapSettings | None = None) -> dict:
     """Score the manifest's ``split`` and write ``scores_csv`` and ``metrics_json``.
 
     ``scores_csv`` has columns ``id,label,score`` (score = probability in [0, 1]);
     ``metrics_json`` is :func:`weakloc.metrics.image_metrics` at ``threshold`` plus the
-    checkpoint's ``epoch`` and ``val_auc``. Returns the metrics dict.
+    checkpoint's ``epoch`` and ``val_auc``; with ``bootstrap``, ``interval``
+    (:func:`weakloc.intervals.detection_intervals`) and the settings as ``bootstrap``.
+    Returns the metrics dict.
     """
     df = read_manifest(manifest_path, split=split)
     if df.empty:
@@ -90,6 +94,10 @@ def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores
         out.to_csv(tmp, index=False, float_format="%.6f")
     metrics = image_metrics(out["label"].to_numpy(), out["score"].to_numpy(), threshold=threshold)
     metrics = dict(metrics)
+    if bootstrap is not None:
+        metrics["interval"] = detection_intervals(out["label"].to_numpy(), out["score"].to_numpy(), threshold,
+                                                  bootstrap)
+        metrics["bootstrap"] = bootstrap.describe()
     metrics.update({"split": split, "checkpoint_epoch": meta.get("epoch"), "checkpoint_val_auc": meta.get("val_auc"),
                     "training_stop": meta.get("stop_reason")})
     write_text_atomic(metrics_json, json.dumps(metrics, indent=2, sort_keys=True) + "\n")

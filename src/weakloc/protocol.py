@@ -30,7 +30,17 @@ from weakloc.layout import fused_variant, parse_baseline_variant, peer_variant, 
 from weakloc.metrics import combined_f1
 from weakloc.peer_rules import PEER_LABELS, PEER_RULES
 from weakloc.perturb import PERTURBATIONS
-from weakloc.tables import SEGMENTER_LABELS, Cell, StudyResults, Table, read_literature, read_results, write_table
+from weakloc.tables import (
+    SEGMENTER_LABELS,
+    Cell,
+    StudyResults,
+    Table,
+    interval_note,
+    read_literature,
+    read_results,
+    seed_intervals,
+    write_table,
+)
 
 CROSS_METRICS = [("f1", "pixel F1"), ("image_f1", "image F1"), ("combined_f1", "combined F1"), ("auc", "pixel AUC")]
 LITERATURE_COLUMNS = ["method", "supervision", "train_set", "test_set", "metric", "threshold", "value", "source",
@@ -71,18 +81,20 @@ def cross_dataset_table(columns: list[tuple[str, StudyResults]], config: dict) -
                 continue
             pix = _per_seed(res, variant, "f1")
             img = {s: d.get("image_f1") for s, d in res.detection.items()}
-            cells[f"{name}:f1"] = Cell.of(pix.values())
-            cells[f"{name}:auc"] = Cell.of(_per_seed(res, variant, "auc").values())
+            cells[f"{name}:f1"] = Cell.of(pix.values(), seed_intervals(res.scores[variant], "f1"))
+            cells[f"{name}:auc"] = Cell.of(_per_seed(res, variant, "auc").values(),
+                                           seed_intervals(res.scores[variant], "auc"))
             if img:
-                cells[f"{name}:image_f1"] = Cell.of(img.values())
+                cells[f"{name}:image_f1"] = Cell.of(img.values(), seed_intervals(res.detection, "image_f1"))
                 cells[f"{name}:combined_f1"] = Cell.of(combined_f1(pix.get(s), img.get(s)) for s in res.seeds)
         t.rows.append((label, cells))
     for b in sorted({b for _, res in columns for b in res.baselines}):
         cells = {}
         for name, res in columns:
             if b in res.baselines:
-                cells[f"{name}:f1"] = Cell.of([res.baselines[b].get("f1")])
-                cells[f"{name}:auc"] = Cell.of([res.baselines[b].get("auc")])
+                one = {0: res.baselines[b]}
+                for key in ("f1", "auc"):
+                    cells[f"{name}:{key}"] = Cell.of([one[0].get(key)], seed_intervals(one, key))
         t.rows.append((b.upper(), cells))
     thr = config["evaluate"]["threshold"]
     sizes = ", ".join(f"{name} {next(iter(next(iter(res.scores.values())).values())).get('n_images', '?')}"
@@ -94,6 +106,10 @@ def cross_dataset_table(columns: list[tuple[str, StudyResults]], config: dict) -
     seeds = columns[0][1].seeds
     if len(seeds) > 1:
         t.notes.append(f"Mean ± std over {len(seeds)} seeds.")
+    first = columns[0][1]
+    note = interval_note(first.detection or next(iter(first.scores.values()), {}))
+    if note:
+        t.notes.append(note.strip() + " Combined F1 has none.")
     t.notes.append(f"The first column is the training set's own test split ({columns[0][0]}); the others were never "
                    "seen in training.")
     return t

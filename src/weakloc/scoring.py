@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
+from weakloc.intervals import BootstrapSettings, localization_intervals
 from weakloc.io import atomic_path, read_mask, read_prob, write_text_atomic
 from weakloc.manifest import masked_rows
 from weakloc.metrics import PIXEL_METRICS, ScoreHistogram, histogram_metrics, summarize_localization
@@ -83,7 +84,7 @@ def detect_suffix(pred_dir: str | Path) -> str:
 
 def score_maps(pred_dir: str | Path, gt_dir: str | Path | None = None, *, manifest: str | Path | None = None,
                split: str = "test", suffix: str | None = None, threshold: float = 0.5,
-               progress: bool = True) -> tuple[pd.DataFrame, dict]:
+               bootstrap: BootstrapSettings | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Score ``pred_dir/<id><suffix>`` against masks from ``gt_dir`` or ``manifest``/``split``.
 
     ``suffix`` None: :func:`detect_suffix` (so ``weakloc localize``'s folder is read as it is).
@@ -91,7 +92,9 @@ def score_maps(pred_dir: str | Path, gt_dir: str | Path | None = None, *, manife
     Returns ``(per_image, summary)``. ``per_image`` has one row per mask with columns
     ``id, f1, iou, mcc, auc, best_f1, best_threshold, missing`` (metrics NaN for an empty
     mask, ``auc`` NaN where undefined). ``summary`` is :func:`weakloc.metrics.summarize_localization`
-    plus ``n_missing`` and ``suffix``. Raises :class:`WeaklocError` when a folder is missing,
+    plus ``n_missing`` and ``suffix``; with ``bootstrap``, ``interval`` (per-image means) and
+    ``dataset_level.interval`` (:func:`weakloc.intervals.localization_intervals`) and the
+    settings as ``bootstrap``. Raises :class:`WeaklocError` when a folder is missing,
     a map is unreadable or its size differs from its mask.
     """
     if (gt_dir is None) == (manifest is None):
@@ -127,6 +130,9 @@ def score_maps(pred_dir: str | Path, gt_dir: str | Path | None = None, *, manife
     summary = summarize_localization(hists, threshold)
     summary["n_missing"] = n_missing
     summary["suffix"] = suffix
+    if bootstrap is not None:
+        summary["interval"], summary["dataset_level"]["interval"] = localization_intervals(hists, threshold, bootstrap)
+        summary["bootstrap"] = bootstrap.describe()
     return pd.DataFrame(rows, columns=CSV_COLUMNS), summary
 
 
@@ -137,11 +143,16 @@ def format_summary(summary: dict) -> str:
 
     dl = summary["dataset_level"]
     lines = [f"{'':14s}" + "".join(f"{k:>10s}" for k in ("F1", "IoU", "MCC", "AUC", "bestF1*")),
-             f"{'per image':14s}" + "".join(f"{fmt(summary[k]):>10s}" for k in PIXEL_METRICS),
-             f"{'dataset level':14s}" + "".join(f"{fmt(dl[k]):>10s}" for k in PIXEL_METRICS),
-             f"threshold {summary['threshold']:g}; {summary['n_images']} masked images, "
-             f"{summary['n_missing']} missing maps (scored as all zero), {summary['auc_excluded']} without "
-             f"a defined AUC, {summary['n_empty_gt']} empty masks skipped. *bestF1 = oracle threshold."]
+             f"{'per image':14s}" + "".join(f"{fmt(summary[k]):>10s}" for k in PIXEL_METRICS)]
+    if summary.get("interval"):
+        iv = summary["interval"]
+        lines += [f"{label:14s}" + "".join(f"{fmt(iv[k][i] if iv.get(k) else None):>10s}" for k in PIXEL_METRICS)
+                  for i, label in ((0, f"  {summary['bootstrap']['level']:.0%} low"),
+                                   (1, f"  {summary['bootstrap']['level']:.0%} high"))]
+    lines += [f"{'dataset level':14s}" + "".join(f"{fmt(dl[k]):>10s}" for k in PIXEL_METRICS),
+              f"threshold {summary['threshold']:g}; {summary['n_images']} masked images, "
+              f"{summary['n_missing']} missing maps (scored as all zero), {summary['auc_excluded']} without "
+              f"a defined AUC, {summary['n_empty_gt']} empty masks skipped. *bestF1 = oracle threshold."]
     return "\n".join(lines)
 
 

@@ -11,9 +11,11 @@ dataset's results folder ``results/{d}`` (see docs/architecture.md); nothing is 
 - ``baselines/scores/baseline-{name}.json``: classic detectors (seed-independent).
 
 Every table is written as ``<name>.csv`` (data: ``<metric>_mean``, ``<metric>_std``,
-``n_seeds``), ``<name>.md`` and ``<name>.tex`` (booktabs), and all of them together in
-``README.md``; headline numbers go to ``summary.json`` (for ``dvc metrics``). With several
-seeds a cell is the mean ± the sample standard deviation (ddof = 1) over seeds.
+``<metric>_lo``, ``<metric>_hi``, ``n_seeds``), ``<name>.md`` and ``<name>.tex`` (booktabs), and
+all of them together in ``README.md``; headline numbers go to ``summary.json`` (for ``dvc
+metrics``). With several seeds a cell is the mean ± the sample standard deviation (ddof = 1)
+over seeds; the bracketed ``[low, high]`` after it is the bootstrap interval over the test
+images that the score files carry (:mod:`weakloc.intervals`; each bound averaged over seeds).
 
 A variant must be given for every seed given, otherwise the tables would average different
 sets of runs: a missing file is an error that names it.
@@ -157,25 +159,39 @@ def read_results(files: list[str | Path], name: str | None = None) -> StudyResul
 
 @dataclass(frozen=True)
 class Cell:
-    """Mean and sample std (None with one value) of a metric over seeds; ``n`` values used."""
+    """Mean and sample std (None with one value) of a metric over seeds; ``n`` values used.
+
+    ``interval``: the bootstrap interval over test images (:mod:`weakloc.intervals`), each bound
+    the mean of the seeds' bounds; None when a seed's result file has none.
+    """
 
     mean: float | None
     std: float | None
     n: int
+    interval: tuple[float, float] | None = None
 
     @classmethod
-    def of(cls, values) -> Cell:
+    def of(cls, values, intervals=None) -> Cell:
+        """The cell of ``values`` (one per seed; None/NaN skipped) and their ``intervals`` (one per seed)."""
         vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
         if not vals:
             return cls(None, None, 0)
         std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-        return cls(float(np.mean(vals)), std, len(vals))
+        ivs = list(intervals) if intervals is not None else []
+        interval = None
+        if ivs and all(iv is not None for iv in ivs):
+            interval = (float(np.mean([iv[0] for iv in ivs])), float(np.mean([iv[1] for iv in ivs])))
+        return cls(float(np.mean(vals)), std, len(vals), interval)
 
     def text(self, pm: str = "±", digits: int = 3) -> str:
         if self.mean is None:
             return ""
         s = f"{self.mean:.{digits}f}"
-        return s if self.std is None else f"{s} {pm} {self.std:.{digits}f}"
+        if self.std is not None:
+            s = f"{s} {pm} {self.std:.{digits}f}"
+        if self.interval is not None:
+            s = f"{s} [{self.interval[0]:.{digits}f}, {self.interval[1]:.{digits}f}]"
+        return s
 
 
 @dataclass
@@ -189,7 +205,10 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """CSV form: ``row``, then ``<key>_mean``, ``<key>_std`` per column, then ``n_seeds``."""
+        """CSV form: ``row``, then ``<key>_mean``, ``<key>_std`` per column (and ``<key>_lo``,
+        ``<key>_hi``, the interval's bounds, where a cell of the column has one), then ``n_seeds``."""
+        with_iv = {k for k, _ in self.columns if any(cells.get(k) and cells[k].interval for _, cells in self.rows)}
+        stats = {k: ("mean", "std", "lo", "hi") if k in with_iv else ("mean", "std") for k, _ in self.columns}
         recs = []
         for label, cells in self.rows:
             rec = {"row": label}
@@ -197,9 +216,11 @@ class Table:
                 c = cells.get(key, Cell(None, None, 0))
                 rec[f"{key}_mean"] = c.mean
                 rec[f"{key}_std"] = c.std
+                if key in with_iv:
+                    rec[f"{key}_lo"], rec[f"{key}_hi"] = c.interval if c.interval else (None, None)
             rec["n_seeds"] = max((c.n for c in cells.values()), default=0)
             recs.append(rec)
-        cols = ["row", *[f"{k}_{s}" for k, _ in self.columns for s in ("mean", "std")], "n_seeds"]
+        cols = ["row", *[f"{k}_{s}" for k, _ in self.columns for s in stats[k]], "n_seeds"]
         return pd.DataFrame(recs, columns=cols)
 
     def to_markdown(self) -> str:
@@ -258,11 +279,27 @@ def _seg_label(segset: str) -> str:
 
 
 def _cells(by_seed: dict[int, dict], keys, level: str = "image") -> dict[str, Cell]:
-    """Cells over seeds; ``level="dataset"`` reads the ``dataset_level`` sub-object."""
-    def get(d, k):
-        return d["dataset_level"].get(k) if level == "dataset" else d.get(k)
+    """Cells over seeds (with their intervals); ``level="dataset"`` reads the ``dataset_level`` sub-object."""
+    def part(d):
+        return d["dataset_level"] if level == "dataset" else d
 
-    return {k: Cell.of([get(d, k) for d in by_seed.values()]) for k in keys}
+    return {k: Cell.of([part(d).get(k) for d in by_seed.values()], seed_intervals(by_seed, k, level)) for k in keys}
+
+
+def seed_intervals(by_seed: dict[int, dict], key: str, level: str = "image") -> list:
+    """Each seed's interval of ``key`` (None where its file has none)."""
+    return [((d["dataset_level"] if level == "dataset" else d).get("interval") or {}).get(key)
+            for d in by_seed.values()]
+
+
+def interval_note(by_seed: dict[int, dict]) -> str:
+    """What the bracketed intervals are, from a result file's ``bootstrap`` record ("" when it has none)."""
+    boot = next((d["bootstrap"] for d in by_seed.values() if d.get("bootstrap")), None)
+    if boot is None:
+        return ""
+    seeds = "; with several seeds each bound is the mean of the seeds' bounds" if len(by_seed) > 1 else ""
+    return (f" [low, high]: {boot['level']:.0%} percentile-bootstrap interval over the test images "
+            f"({boot['resamples']} resamples){seeds}.")
 
 
 def _protocol_note(res: StudyResults, level: str) -> str:
@@ -273,7 +310,8 @@ def _protocol_note(res: StudyResults, level: str) -> str:
     how = ("per manipulated image, then averaged" if level == "image"
            else "dataset level: all pixels of the manipulated images pooled")
     seeds = f"mean ± std over {len(res.seeds)} seeds" if len(res.seeds) > 1 else f"{len(res.seeds)} seed"
-    return f"Pixel metrics at prob > {thr:g}, {how}; {n} test images with a mask; {seeds}."
+    by_seed = next(iter(res.scores.values())) if res.scores else {0: next(iter(res.baselines.values()))}
+    return f"Pixel metrics at prob > {thr:g}, {how}; {n} test images with a mask; {seeds}." + interval_note(by_seed)
 
 
 def _missing_note(by_variant: dict[str, dict[int, dict]]) -> list[str]:
@@ -371,11 +409,11 @@ def detection_table(res: StudyResults, config: dict | None = None) -> Table | No
     image_f1 = {s: d.get("image_f1") for s, d in res.detection.items()}
     if any(v is not None for v in image_f1.values()):
         cols.append(("image_f1", "image F1 (sens./spec.)"))
-        cells["image_f1"] = Cell.of(image_f1.values())
+        cells["image_f1"] = Cell.of(image_f1.values(), seed_intervals(res.detection, "image_f1"))
     if main is not None:
         cols += [("pixel_f1", "pixel F1 (default pipeline)"), ("combined_f1", "combined F1")]
         pix = {s: d.get("f1") for s, d in res.scores[main].items()}
-        cells["pixel_f1"] = Cell.of(pix.values())
+        cells["pixel_f1"] = Cell.of(pix.values(), seed_intervals(res.scores[main], "f1"))
         cells["combined_f1"] = Cell.of(combined_f1(pix.get(s), image_f1.get(s)) for s in res.seeds)
     t = Table("detection", "Detection (image level) on the test split", cols)
     t.rows.append(("WCBnet", cells))
@@ -386,7 +424,8 @@ def detection_table(res: StudyResults, config: dict | None = None) -> Table | No
     any_det = next(iter(res.detection.values()))
     t.notes.append(f"{any_det.get('n_images', '?')} test images ({any_det.get('n_positive', '?')} manipulated); "
                    f"accuracy and F1 at score > {any_det.get('threshold', 0.5):g}"
-                   + (f"; mean ± std over {len(res.seeds)} seeds." if len(res.seeds) > 1 else "."))
+                   + (f"; mean ± std over {len(res.seeds)} seeds." if len(res.seeds) > 1 else ".")
+                   + interval_note(res.detection) + (" The combined F1 has none." if main is not None else ""))
     timed = [s for s, d in sorted(res.detection.items()) if d.get("training_stop") == "time_budget"]
     if timed:
         t.notes.append(f"Seed(s) {', '.join(map(str, timed))} stopped training on the wall-clock budget "
@@ -458,7 +497,7 @@ def selftrain_table(res: StudyResults, config: dict) -> Table | None:
             if v not in res.scores:
                 continue
             cells = _cells(res.scores[v], keys)
-            cells["image_auc"] = Cell.of(d.get("auc") for d in detection.values())
+            cells["image_auc"] = Cell.of([d.get("auc") for d in detection.values()], seed_intervals(detection, "auc"))
             kind, f = parse_variant(variant)
             what = f"fused ({f['fusion']})" + (f" + {_seg_label(f['segset'])}" if kind == "refined" else "")
             t.rows.append((f"round {rnd}: {what}", cells))
@@ -509,7 +548,8 @@ def baselines_table(res: StudyResults, level: str = "image") -> Table | None:
     thr = next(iter(res.baselines.values())).get("threshold", 0.5)
     t.notes.append(f"F1, IoU, MCC at the fixed threshold {thr:g} after each detector's normalisation to [0, 1]; "
                    f"{'per image, then averaged' if level == 'image' else 'all pixels pooled'}; "
-                   f"baselines do not depend on the training seed.")
+                   f"baselines do not depend on the training seed."
+                   + interval_note({0: next(iter(res.baselines.values()))}))
     t.notes.append("best-F1 (oracle): each detector at its best threshold per image, chosen with the mask.")
     t.notes += _missing_note({baseline_variant(b): {0: d} for b, d in res.baselines.items()})
     return t
@@ -586,19 +626,29 @@ def summary_metrics(res: StudyResults, config: dict) -> dict:
     if res.detection:
         out["detection"] = {}
         for k, c in _cells(res.detection, DET_KEYS).items():
-            out["detection"][k], out["detection"][f"{k}_std"] = c.mean, c.std
+            out["detection"].update(_summary_entry(k, c))
     loc = {}
     for v in res.scores:
         parsed = parse_variant(v)
         if parsed and parsed[0] in ("fused", "refined", "st_fused", "st_refined"):
             loc[v] = {}
             for k, c in _cells(res.scores[v], [k for k, _ in LOC_COLUMNS]).items():
-                loc[v][k], loc[v][f"{k}_std"] = c.mean, c.std
+                loc[v].update(_summary_entry(k, c))
     if loc:
         out["localization"] = dict(sorted(loc.items()))
     if res.baselines:
-        out["baselines"] = {b: {k: d.get(k) for k, _ in LOC_COLUMNS} for b, d in sorted(res.baselines.items())}
+        out["baselines"] = {}
+        for b, d in sorted(res.baselines.items()):
+            entries = {}
+            for k, c in _cells({0: d}, [key for key, _ in LOC_COLUMNS]).items():
+                entries.update({name: v for name, v in _summary_entry(k, c).items() if not name.endswith("_std")})
+            out["baselines"][b] = entries
     return out
+
+
+def _summary_entry(key: str, cell: Cell) -> dict:
+    """``key``, ``key_std`` and ``key_interval`` ([low, high] or None) of a cell, for summary.json."""
+    return {key: cell.mean, f"{key}_std": cell.std, f"{key}_interval": list(cell.interval) if cell.interval else None}
 
 
 def build_tables(files: list[str | Path], out_dir: str | Path, config: dict | None = None,

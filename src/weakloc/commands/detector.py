@@ -50,10 +50,12 @@ def _run_self_train(args: argparse.Namespace) -> int:
 
 def _run_detect(args: argparse.Namespace) -> int:
     from weakloc.detection import detect
+    from weakloc.intervals import BootstrapSettings
 
     config = config_from_args(args)
     metrics = detect(args.manifest, args.checkpoint, args.split, args.scores, args.metrics,
-                     threshold=float(config["evaluate"]["threshold"]), device=config["train"]["device"])
+                     threshold=float(config["evaluate"]["threshold"]), device=config["train"]["device"],
+                     bootstrap=BootstrapSettings.from_config(config))
     print(json.dumps({k: metrics[k] for k in ("auc", "accuracy", "f1") if k in metrics}), file=sys.stderr)
     return 0
 

@@ -45,13 +45,17 @@ def _run_score(args: argparse.Namespace) -> int:
 
     if (args.gt_dir is None) == (args.manifest is None):
         raise WeaklocError("give the ground truth as GT_DIR or as --manifest (exactly one)")
+    from weakloc.intervals import BootstrapSettings
+
+    config = config_from_args(args)
     threshold = args.threshold
     if threshold is None:
-        threshold = config_from_args(args)["evaluate"]["threshold"]
+        threshold = config["evaluate"]["threshold"]
     if not 0.0 <= threshold <= 1.0:
         raise WeaklocError(f"--threshold must be in [0, 1], got {threshold}")
     per_image, summary = score_maps(args.pred_dir, args.gt_dir, manifest=args.manifest, split=args.split,
-                                    suffix=args.suffix, threshold=threshold, progress=not args.quiet)
+                                    suffix=args.suffix, threshold=threshold,
+                                    bootstrap=BootstrapSettings.from_config(config), progress=not args.quiet)
     write_scores(per_image, summary, args.json, args.csv)
     print(format_summary(summary))
     return 0
