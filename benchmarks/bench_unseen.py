@@ -64,13 +64,21 @@ from PIL import Image
 from weakloc.datasets import synthetic as syn
 from weakloc.datasets.objects import ObjectSettings, object_region, photo_partition, view_labels
 from weakloc.errors import WeaklocError
+from weakloc.intervals import (
+    BootstrapSettings,
+    detection_intervals,
+    localization_intervals,
+    percentile_interval,
+    resample_indices,
+)
 from weakloc.io import read_mask, read_rgb, write_mask
-from weakloc.metrics import ScoreHistogram, summarize_localization
+from weakloc.metrics import ScoreHistogram, image_metrics, summarize_localization
 
 PACKAGE = "mate-backgrounds"
 NATURE = Path("usr/share/backgrounds/mate/nature")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "weakloc"
 GENERATOR_VERSION = 1
+BOOTSTRAP = BootstrapSettings.from_section({})  # the schema's evaluate.bootstrap (2000 resamples, 95 %)
 
 VARIANT_HELP = """variants (segmenters before '/', a decision after it):
   fused              the fused map, no refinement
@@ -331,8 +339,10 @@ class Scores:
 
     def __init__(self):
         self.hists, self.ratios, self.auth_flagged, self.seconds = [], [], [], []
+        self.labels, self.image_scores = [], []
 
-    def add(self, prob: np.ndarray, gt: np.ndarray, label: int, seconds: float) -> None:
+    def add(self, prob: np.ndarray, gt: np.ndarray, label: int, seconds: float,
+            image_score: float | None = None) -> None:
         p = _q8(prob)
         flagged = p > 0.5
         if label:
@@ -341,14 +351,28 @@ class Scores:
         else:
             self.auth_flagged.append(float(flagged.mean()))
         self.seconds.append(seconds)
+        if image_score is not None:
+            self.labels.append(int(label))
+            self.image_scores.append(float(image_score))
 
     def row(self) -> dict:
+        """The table's numbers, with 95 % bootstrap intervals over the images (weakloc.intervals)."""
         s = summarize_localization(self.hists, 0.5)
+        per_image, _ = localization_intervals(self.hists, 0.5, BOOTSTRAP)
         a = np.asarray(self.auth_flagged)
-        return {"f1": s["f1"], "iou": s["iou"], "auc": s["auc"], "oracle_f1": s["best_f1"],
+        image_auc = image_auc_interval = None
+        if len(self.labels) == len(self.seconds) and 0 < sum(self.labels) < len(self.labels):
+            image_auc = image_metrics(self.labels, self.image_scores)["auc"]
+            image_auc_interval = detection_intervals(self.labels, self.image_scores, 0.5, BOOTSTRAP)["auc"]
+        idx = resample_indices(a.size, BOOTSTRAP) if a.size else None
+        return {"f1": s["f1"], "f1_interval": per_image["f1"], "iou": s["iou"], "auc": s["auc"],
+                "oracle_f1": s["best_f1"], "image_auc": image_auc, "image_auc_interval": image_auc_interval,
                 "area_ratio": float(np.mean(self.ratios)) if self.ratios else None,
                 "auth_flagged": float(a.mean()) if a.size else None,
+                "auth_flagged_interval": percentile_interval(a[idx].mean(axis=1), BOOTSTRAP.level) if a.size else None,
                 "auth_over_1pct": float(np.mean(a > 0.01)) if a.size else None,
+                "auth_over_1pct_interval": (percentile_interval((a[idx] > 0.01).mean(axis=1), BOOTSTRAP.level)
+                                            if a.size else None),
                 "sec_per_image": float(np.mean(self.seconds)) if self.seconds else None,
                 "n_manipulated": len(self.hists), "n_authentic": int(a.size)}
 
@@ -491,7 +515,7 @@ def run(args) -> dict:
             for vname, names, calibrated in variants:
                 secs = float(own["t_cams"])
                 if not names and not calibrated:
-                    results[vname].add(coarse, gt, row["label"], secs)
+                    results[vname].add(coarse, gt, row["label"], secs, image_prob)
                     continue
                 parts = []
                 for nm in names:
@@ -507,7 +531,7 @@ def run(args) -> dict:
                                                       "unit": "pixel"})
                     prob = calibrated_map(coarse, None, image_prob, d)
                 secs += time.perf_counter() - t
-                results[vname].add(prob, gt, row["label"], secs)
+                results[vname].add(prob, gt, row["label"], secs, image_prob)
         print(f"\rscoring: {n + 1}/{len(rows)} images ({time.perf_counter() - t_all:.0f} s)", end="", file=sys.stderr)
     print(file=sys.stderr)
     table = {f"weakloc {v}": s.row() for v, s in results.items()}
@@ -525,17 +549,24 @@ def format_table(result: dict) -> str:
             return "n/a"
         return f"{100 * v:.1f} %" if pct else f"{v:.{digits}f}"
 
-    lines = ["| method | F1@0.5 | IoU | pixel AUC | oracle F1* | flagged/true area | flagged on authentic | "
-             "authentic >1 % flagged | s/image |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    def iv(r, key, pct=False):
+        bounds = r.get(f"{key}_interval")
+        value = f(r.get(key), pct)
+        return value if not bounds else f"{value} [{f(bounds[0], pct)}, {f(bounds[1], pct)}]"
+
+    lines = ["| method | F1@0.5 | IoU | pixel AUC | oracle F1* | image AUC | flagged/true area | "
+             "flagged on authentic | authentic >1 % flagged | s/image |", "|---" + "|---:" * 9 + "|"]
     for name, r in result["table"].items():
-        lines.append(f"| {name} | {f(r['f1'])} | {f(r['iou'])} | {f(r['auc'])} | {f(r['oracle_f1'])} | "
-                     f"{f(r['area_ratio'], digits=2)}x | {f(r['auth_flagged'], True)} | "
-                     f"{f(r['auth_over_1pct'], True)} | "
+        lines.append(f"| {name} | {iv(r, 'f1')} | {f(r['iou'])} | {f(r['auc'])} | {f(r['oracle_f1'])} | "
+                     f"{iv(r, 'image_auc')} | {f(r['area_ratio'], digits=2)}x | {iv(r, 'auth_flagged', True)} | "
+                     f"{iv(r, 'auth_over_1pct', True)} | "
                      f"{f(r['sec_per_image'], digits=2)} |")
     n = next(iter(result["table"].values()))
     lines.append(f"\n{n['n_manipulated']} forgeries + {n['n_authentic']} authentic images "
                  f"({result.get('source', 'mate-backgrounds nature/')}, "
-                 f"seed {result['seed']}); *oracle F1 = best threshold per image chosen with the mask (not a method). "
+                 f"seed {result['seed']}); [low, high] = 95 % bootstrap interval over the images; image AUC = "
+                 f"WCBnet's image score (the baselines give none); "
+                 f"*oracle F1 = best threshold per image chosen with the mask (not a method). "
                  f"s/image = sum of the stages a method uses ({result['threads']} torch threads).")
     return "\n".join(lines)
 
