@@ -462,7 +462,12 @@ def run(args) -> dict:
             np.savez_compressed(fh, **data)
         os.replace(path.with_suffix(".tmp"), path)
 
-    model = meta = None
+    model = meta = threshold = None
+    if args.checkpoint:  # the operating point, for refine.decision.gate = verdict (weakloc.operating_point)
+        from weakloc.operating_point import operating_point
+
+        model, meta = load_checkpoint(args.checkpoint)
+        threshold = operating_point(meta)[0]
     segmenters: dict = {}
     results = {v: Scores() for v, _, _ in variants} if args.checkpoint else {}
     baselines = {b: Scores() for b in args.baselines}
@@ -525,11 +530,11 @@ def run(args) -> dict:
                 t = time.perf_counter()
                 if names:
                     prob = refine_with_config(coarse, parts, calib_cfg if calibrated else config["refine"],
-                                              image_prob=image_prob)
+                                              image_prob=image_prob, image_threshold=threshold)
                 else:  # fused/calibrated: the decision on the fused map, grey-level units
                     d = DecisionSettings.from_section({**config["refine"]["decision"], "rule": "calibrated",
                                                       "unit": "pixel"})
-                    prob = calibrated_map(coarse, None, image_prob, d)
+                    prob = calibrated_map(coarse, None, image_prob, d, threshold)
                 secs += time.perf_counter() - t
                 results[vname].add(prob, gt, row["label"], secs, image_prob)
         print(f"\rscoring: {n + 1}/{len(rows)} images ({time.perf_counter() - t_all:.0f} s)", end="", file=sys.stderr)
@@ -540,7 +545,8 @@ def run(args) -> dict:
     return {"images": len(rows), "source": source, "n_forged": args.n_forged, "n_authentic": args.n_authentic,
             "seed": args.seed,
             "checkpoint": str(args.checkpoint), "checkpoint_sha256": ckpt_sha, "threads": args.threads,
-            "set": [s for s in (args.set or [])], "decision": config["refine"].get("decision"), "table": table}
+            "set": [s for s in (args.set or [])], "decision": config["refine"].get("decision"),
+            "operating_point": threshold, "table": table}
 
 
 def format_table(result: dict) -> str:

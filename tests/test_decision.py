@@ -77,6 +77,50 @@ def test_flat_map_and_low_image_probability_give_an_empty_mask():
         calibrated_map(m, _grid_partition(), None, _calibrated(gate=0.5))
 
 
+def test_verdict_gate_masks_only_images_the_checkpoints_operating_point_calls_manipulated():
+    rng = np.random.default_rng(4)
+    m, truth = _map_with_object(rng)
+    verdict = _calibrated(gate="verdict")
+    assert np.array_equal(calibrated_map(m, _grid_partition(), 0.71, verdict, image_threshold=0.7) > 0.5, truth)
+    for prob in (0.7, 0.2):  # the verdict is score > threshold: at or below it, no mask
+        assert not (calibrated_map(m, _grid_partition(), prob, verdict, image_threshold=0.7) > 0.5).any()
+    # a number gate ignores the operating point
+    assert (calibrated_map(m, _grid_partition(), 0.4, _calibrated(gate=0.3), image_threshold=0.7) > 0.5).any()
+    with pytest.raises(WeaklocError, match="operating point"):
+        calibrated_map(m, _grid_partition(), 0.9, verdict)
+    assert validate_config({"refine": {"decision": {"gate": "verdict"}}})["refine"]["decision"]["gate"] == "verdict"
+    with pytest.raises(WeaklocError, match="gate"):
+        validate_config({"refine": {"decision": {"gate": "always"}}})
+
+
+def test_verdict_gate_reads_the_threshold_the_cams_step_recorded(tmp_path):
+    """refine_folder takes the operating point from blocks.csv's threshold column (the checkpoint's)."""
+    import pandas as pd
+
+    from weakloc.refinement import refine_folder
+    from weakloc.segmenters.partition import save_partition
+
+    rng = np.random.default_rng(5)
+    m, _ = _map_with_object(rng)
+    cams, fused, seg = tmp_path / "cams", tmp_path / "fused", tmp_path / "seg"
+    for d in (cams / "block1", fused, seg):
+        d.mkdir(parents=True)
+    rows = []
+    for image_id, score in (("above", 0.8), ("below", 0.6)):
+        write_prob(m, cams / "block1" / f"{image_id}.png")
+        write_prob(m, fused / f"{image_id}.png")
+        save_partition(_grid_partition(), seg / f"{image_id}.npz")
+        rows.append({"id": image_id, "label": 1, "score": score, "threshold": 0.7, "w1": 1.0})
+    pd.DataFrame(rows).to_csv(cams / "blocks.csv", index=False)
+    cfg = validate_config({"refine": {"decision": {"rule": "calibrated", "gate": "verdict"}}})
+    assert refine_folder(fused, [seg], cams, tmp_path / "out", cfg) == 2
+    assert (read_prob(tmp_path / "out" / "above.png") > 0.5).any()
+    assert not (read_prob(tmp_path / "out" / "below.png") > 0.5).any()
+    pd.DataFrame(rows).drop(columns=["threshold"]).to_csv(cams / "blocks.csv", index=False)  # an older cams folder
+    with pytest.raises(WeaklocError, match="operating point"):
+        refine_folder(fused, [seg], cams, tmp_path / "out2", cfg)
+
+
 def test_fraction_prior_prefers_the_smaller_of_two_plausible_masks():
     # three levels: a small very high core, a ring of medium, the rest low
     m = np.full((40, 40), 0.1, np.float32)

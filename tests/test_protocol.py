@@ -127,7 +127,10 @@ def test_robustness_level_of_baselines(tmp_path):
     cfg = validate_config({})
     res = score_level(tmp_path / "r" / "manifest.csv", "resize-0.5", cfg, baselines=["ela"], progress=False)
     assert res["kind"] == "resize" and res["value"] == 0.5 and res["n_images"] == 2
-    assert 0.0 <= res["methods"]["baseline-ela"]["f1"] <= 1.0
+    ela = res["methods"]["baseline-ela"]
+    assert 0.0 <= ela["f1"] <= 1.0
+    assert ela["interval"]["f1"][0] <= ela["f1"] <= ela["interval"]["f1"][1]  # the robustness table's interval
+    assert ela["bootstrap"]["resamples"] == cfg["evaluate"]["bootstrap"]["resamples"]
     clean = score_level(manifest, "none", cfg, baselines=["ela"], progress=False)
     assert clean["kind"] == "none" and clean["n_images"] == 2
     with pytest.raises(WeaklocError, match="nothing to score"):

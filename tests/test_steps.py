@@ -123,7 +123,8 @@ def test_write_block_maps_holds_each_images_block_maps_and_blocks_csv_row(tiny_s
     out = tmp_path / "cams"
     assert write_block_maps(manifest, "test", ckpt, out, cfg) == 4
     df = read_blocks_csv(out)
-    assert list(df.columns) == ["id", "label", "score", "w1", "w2", "w3"]
+    assert list(df.columns) == ["id", "label", "score", "threshold", "w1", "w2", "w3"]
+    assert set(df["threshold"]) == {0.5}  # a checkpoint without an operating point: the default verdict
     assert list(df["id"]) == ["im0", "im1", "im3", "im4"] and list(df["label"]) == [0, 1, 1, 0]
     model, meta = load_checkpoint(ckpt)
     for row in df.itertuples(index=False):

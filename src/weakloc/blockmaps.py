@@ -2,8 +2,10 @@
 read block maps (fuse, refine, the peer rules) start without importing it.
 
 ``DIR/block{b}/{id}.png`` (b = 1..B, 8-bit maps, :func:`weakloc.io.write_prob`) and
-``DIR/blocks.csv`` with one row per image in manifest order: ``id,label,score,w1..wB`` (score:
-the image probability, w_b: the block weights, both rounded to 6 decimals).
+``DIR/blocks.csv`` with one row per image in manifest order: ``id,label,score,threshold,w1..wB``
+(score: the image probability; threshold: the checkpoint's operating point, the verdict is
+``score > threshold``, :mod:`weakloc.operating_point`; w_b: the block weights; rounded to 6
+decimals). Folders written before 2026-12-06 have no ``threshold`` column.
 """
 
 from __future__ import annotations
@@ -21,8 +23,20 @@ BLOCKS_CSV = "blocks.csv"
 
 
 def blocks_csv_columns(n_blocks: int) -> list[str]:
-    """The columns of ``blocks.csv`` for a model of ``n_blocks`` blocks: ``id,label,score,w1..wB``."""
-    return ["id", "label", "score"] + [f"w{b + 1}" for b in range(n_blocks)]
+    """The columns of ``blocks.csv`` for a model of ``n_blocks`` blocks: ``id,label,score,threshold,w1..wB``."""
+    return ["id", "label", "score", "threshold"] + [f"w{b + 1}" for b in range(n_blocks)]
+
+
+def image_threshold(row: dict, cams_dir: str | Path) -> float | None:
+    """The checkpoint's operating point recorded in a ``blocks.csv`` row (None in an older folder)."""
+    value = row.get("threshold")
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise WeaklocError(f"{Path(cams_dir) / BLOCKS_CSV}: threshold {value!r} of {row.get('id')} "
+                           "is not a number") from None
 
 
 def read_blocks_csv(cams_dir: str | Path) -> pd.DataFrame:

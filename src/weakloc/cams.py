@@ -69,6 +69,7 @@ from weakloc.io import (
 )
 from weakloc.layout import block_variant
 from weakloc.manifest import content_hash, read_manifest
+from weakloc.operating_point import operating_point
 from weakloc.sel import signed_error_level
 from weakloc.shards import Shard, shard_items
 from weakloc.wcbnet import pool_score_map
@@ -362,6 +363,7 @@ def _write_image_maps(model, meta: dict, row, work: Path, cams_cfg: dict) -> dic
     for b in range(B):
         write_prob(orient_array(bm.maps[b], orientation), inside(work / block_variant(b + 1), f"{row.id}.png"))
     return {"id": row.id, "label": int(row.label), "score": round(bm.prob, 6),
+            "threshold": round(operating_point(meta)[0], 6),
             **{f"w{b + 1}": round(float(bm.weights[b]), 6) for b in range(B)}}
 
 
@@ -385,7 +387,7 @@ def write_block_maps(manifest: str | Path, split: str, checkpoint: str | Path, o
     df = shard_items(df, shard)
     model, meta = load_checkpoint(checkpoint, map_location=resolve_device("auto"))
     fingerprint = {"step": "cams", "cams": cams_cfg, "split": split, "data": content_hash(df),
-                   "checkpoint": file_sha256(checkpoint)}
+                   "checkpoint": file_sha256(checkpoint), "rows": blocks_csv_columns(model.n_blocks)}
     with resumable_dir(out_dir, fingerprint) as work:
         rows_dir = work / ".rows"  # one JSON row per finished image; blocks.csv is built from them
         done = sum(inside(rows_dir, f"{r}.json").is_file() for r in df["id"])

@@ -17,7 +17,10 @@ image, from the image's own map:
 3. **Evidence against the rest of the image.** The chosen set is kept only if its mean
    stands ``min_contrast`` above the rest's (``mu_in - mu_out``); otherwise the mask is empty.
 4. **The image-level probability as the gate.** An image whose detector probability is
-   below ``gate`` gets an empty mask (authentic photos are the common case).
+   below ``gate`` gets an empty mask (authentic photos are the common case). ``gate =
+   "verdict"`` gates at the checkpoint's own operating point instead (the image threshold
+   chosen on its validation split, :mod:`weakloc.operating_point`): a mask only for an image
+   whose verdict is "manipulated" (probability above that threshold).
 
 The written map stays a probability whose ``> 0.5`` is exactly the mask: mask pixels get
 ``0.51 + 0.49 P`` and the others ``0.49 P`` (``P`` the input map), so inside each class the
@@ -38,6 +41,8 @@ from weakloc.errors import WeaklocError
 
 DECISION_RULES = ("threshold", "calibrated")
 UNITS = ("region", "pixel")
+#: ``gate`` value: gate at the checkpoint's operating point (its verdict threshold).
+VERDICT = "verdict"
 #: The two bands of the written map: mask pixels in [INSIDE, 1], the rest in [0, OUTSIDE].
 INSIDE, OUTSIDE = 0.51, 0.49
 
@@ -55,9 +60,11 @@ class DecisionSettings(Section):
     fraction_b: float
     max_fraction: float
     min_contrast: float
-    gate: float
+    gate: float | str
 
     def __post_init__(self) -> None:
+        if isinstance(self.gate, str) and self.gate != VERDICT:
+            raise WeaklocError(f"key refine.decision.gate: a number in [0, 1] or {VERDICT!r}, got {self.gate!r}")
         if self.rule not in DECISION_RULES:
             raise WeaklocError(f"key refine.decision.rule: unknown {self.rule!r} (choose {', '.join(DECISION_RULES)})")
         if self.unit not in UNITS:
@@ -119,19 +126,35 @@ def choose_mask(prob: np.ndarray, partition: np.ndarray | None, settings: Decisi
     return chosen[labels], info
 
 
+def gated(image_prob: float | None, settings: DecisionSettings, image_threshold: float | None = None) -> bool:
+    """Whether the gate empties the mask of an image with detector probability ``image_prob``.
+
+    A number ``gate > 0`` empties it when ``image_prob < gate``; ``gate = "verdict"`` when
+    ``image_prob <= image_threshold`` (the verdict "manipulated" is ``score > threshold``), so
+    ``image_threshold`` (the checkpoint's operating point) must then be given.
+    """
+    if settings.gate == VERDICT:
+        if image_threshold is None:
+            raise WeaklocError("decision: gate 'verdict' needs the checkpoint's operating point (image threshold)")
+        if image_prob is None:
+            raise WeaklocError("decision: the gate needs the image-level probability")
+        return float(image_prob) <= float(image_threshold)
+    if settings.gate > 0 and image_prob is None:
+        raise WeaklocError("decision: the gate needs the image-level probability")
+    return settings.gate > 0 and float(image_prob) < settings.gate
+
+
 def calibrated_map(prob: np.ndarray, partition: np.ndarray | None, image_prob: float | None,
-                   settings: DecisionSettings) -> np.ndarray:
+                   settings: DecisionSettings, image_threshold: float | None = None) -> np.ndarray:
     """The map written under the calibrated rule: ``(H, W) float32`` whose ``> 0.5`` is the mask.
 
-    ``image_prob`` (the detector's image-level probability) gates the mask when
-    ``settings.gate > 0``; it must then be given.
+    ``image_prob`` (the detector's image-level probability) and, for ``gate = "verdict"``,
+    ``image_threshold`` (the checkpoint's operating point) gate the mask (:func:`gated`).
     """
     p = np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0), 0.0, 1.0)
     if p.ndim != 2:
         raise WeaklocError(f"decision: the map must be (H, W), got shape {p.shape}")
-    if settings.gate > 0 and image_prob is None:
-        raise WeaklocError("decision: the gate needs the image-level probability")
-    if settings.gate > 0 and float(image_prob) < settings.gate:
+    if gated(image_prob, settings, image_threshold):
         mask = np.zeros(p.shape, dtype=bool)
     else:
         mask, _ = choose_mask(p, partition, settings)
@@ -139,16 +162,17 @@ def calibrated_map(prob: np.ndarray, partition: np.ndarray | None, image_prob: f
 
 
 def apply_decision(prob: np.ndarray, partitions, image_prob: float | None,
-                   section: DecisionSettings | Mapping | None) -> np.ndarray:
+                   section: DecisionSettings | Mapping | None, image_threshold: float | None = None) -> np.ndarray:
     """``prob`` unchanged under ``rule = threshold``, else :func:`calibrated_map` with the first partition.
 
-    ``section``: the ``refine.decision`` settings, or a mapping of them (missing keys: the schema's defaults).
+    ``section``: the ``refine.decision`` settings, or a mapping of them (missing keys: the schema's defaults);
+    ``image_threshold``: the checkpoint's operating point, for ``gate = "verdict"``.
     """
     settings = section if isinstance(section, DecisionSettings) else DecisionSettings.from_section(section)
     if settings.rule == "threshold":
         return prob
     part = partitions[0] if (settings.unit == "region" and partitions) else None
-    return calibrated_map(prob, part, image_prob, settings)
+    return calibrated_map(prob, part, image_prob, settings, image_threshold)
 
 
 def with_rule(refine_section: Mapping, rule: str) -> dict:

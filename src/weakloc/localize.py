@@ -202,13 +202,18 @@ def detector_maps(stored: np.ndarray, orientation: int, model, meta: dict, confi
 
 
 def refined_map(prob: float, maps: np.ndarray, coarse: np.ndarray, partitions: list[np.ndarray] | None,
-                config: dict) -> np.ndarray:
-    """The refined map (the fused map itself when there are no partitions)."""
+                config: dict, image_threshold: float | None = None) -> np.ndarray:
+    """The refined map (the fused map itself when there are no partitions).
+
+    ``image_threshold``: the checkpoint's operating point (:func:`weakloc.operating_point.operating_point`),
+    read by the decision's ``gate = "verdict"``.
+    """
     from weakloc.refinement import refine_with_config
 
     if not partitions:
         return coarse
-    return refine_with_config(coarse, partitions, config["refine"], image_prob=prob, block_maps=maps)
+    return refine_with_config(coarse, partitions, config["refine"], image_prob=prob, block_maps=maps,
+                              image_threshold=image_threshold)
 
 
 def localize_image(rgb: np.ndarray, model, meta: dict, config: dict, fusion: str,
@@ -225,7 +230,9 @@ def localize_image(rgb: np.ndarray, model, meta: dict, config: dict, fusion: str
     prob, maps, coarse = detector_maps(rgb, orientation, model, meta, config, fusion)
     shown = orient_array(rgb, orientation)
     parts = segment_image(shown, segmenters, config["localize"]["segment_max_side"], coarse) if segmenters else None
-    return prob, refined_map(prob, maps, coarse, parts, config)
+    from weakloc.operating_point import operating_point
+
+    return prob, refined_map(prob, maps, coarse, parts, config, operating_point(meta)[0])
 
 
 def as_stored_rgb(image) -> tuple[np.ndarray, int]:
@@ -375,7 +382,7 @@ class Localizer:
         else:
             partitions = prep.partitions
         partitions = fill_prompted(prep.shown, self.segmenters, partitions, coarse)  # sam_prompt needs the map
-        prob = quantize_prob(refined_map(score, maps, coarse, partitions, self.config))
+        prob = quantize_prob(refined_map(score, maps, coarse, partitions, self.config, self.threshold))
         return Localization(prob=prob, mask=prob > 0.5, score=float(score), threshold=self.threshold,
                             threshold_source=self.threshold_source)
 

@@ -145,7 +145,7 @@ def robustness_table(levels: list[dict], config: dict) -> Table:
     for lv in sorted(levels, key=_level_key):
         by_level.setdefault(lv["level"], {"kind": lv["kind"], "value": lv["value"], "methods": {}})
         for method, summary in lv["methods"].items():
-            by_level[lv["level"]]["methods"].setdefault(method, []).append(summary.get("f1"))
+            by_level[lv["level"]]["methods"].setdefault(method, []).append(summary)
     cols = [(name, "none" if v["kind"] == "none" else f"{LEVEL_LABELS.get(v['kind'], v['kind'])} {v['value']:g}")
             for name, v in by_level.items()]
     t = Table("robustness", "Robustness: pixel F1 under perturbations of the test images", cols)
@@ -155,12 +155,17 @@ def robustness_table(levels: list[dict], config: dict) -> Table:
     for m in methods:
         label = (f"Fused ({fusion}) + {segs}, {config['refine']['decision']['rule']} decision" if m == "pipeline"
                  else (parse_baseline_variant(m) or m).upper())
-        t.rows.append((label, {name: Cell.of(v["methods"][m]) for name, v in by_level.items() if m in v["methods"]}))
+        t.rows.append((label, {name: Cell.of([d.get("f1") for d in v["methods"][m]],
+                                             seed_intervals(dict(enumerate(v["methods"][m])), "f1"))
+                               for name, v in by_level.items() if m in v["methods"]}))
     n = {lv.get("n_images") for lv in levels}
     t.notes.append(f"Pixel F1 at map > {config['evaluate']['threshold']:g}, per image then averaged, on the "
                    f"{'/'.join(str(x) for x in sorted(n))} manipulated test images with a mask; JPEG = re-compressed "
                    "at quality q, blur = Gaussian kernel k x k, noise = Gaussian of variance var (0-255 scale), "
                    "resize = scaled by x with the mask resized alike (IMDL-BenCo's protocol; docs/evaluation.md).")
+    note = interval_note({0: next(iter(levels[0]["methods"].values()))})
+    if note:
+        t.notes.append(note.strip())
     return t
 
 

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from weakloc.blockmaps import read_block_maps, read_blocks_csv, weight_columns
+from weakloc.blockmaps import image_threshold, read_block_maps, read_blocks_csv, weight_columns
 from weakloc.config import Section
 from weakloc.decision import DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
@@ -262,12 +262,14 @@ def evidence_map_from_blocks(block_maps: np.ndarray, blocks: Sequence[int]) -> n
 
 
 def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], refine_cfg: RefineSettings | Mapping,
-                       image_prob: float | None = None, block_maps: np.ndarray | None = None) -> np.ndarray:
+                       image_prob: float | None = None, block_maps: np.ndarray | None = None,
+                       image_threshold: float | None = None) -> np.ndarray:
     """:func:`refine_bayes` with the settings of a configuration's ``refine`` section.
 
     ``refine_cfg``: :class:`RefineSettings` or the section's mapping (a key it lacks takes the
     schema's default). ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``.
-    The decision rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last.
+    The decision rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last;
+    ``image_threshold`` (the checkpoint's operating point) is needed only by its ``gate = "verdict"``.
     """
     settings = refine_cfg if isinstance(refine_cfg, RefineSettings) else RefineSettings.from_section(refine_cfg)
     evidence_map = None
@@ -276,7 +278,7 @@ def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], ref
             raise WeaklocError("key refine.evidence: 'map' needs the block maps (give the cams folder)")
         evidence_map = evidence_map_from_blocks(block_maps, settings.evidence_blocks)
     post = refine_bayes(coarse, partitions, settings, image_prob=image_prob, evidence_map=evidence_map)
-    return apply_decision(post, partitions, image_prob, settings.decision)
+    return apply_decision(post, partitions, image_prob, settings.decision, image_threshold)
 
 
 # --------------------------------------------------------------------------- the step's folders
@@ -300,8 +302,9 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
 
     Per image: the fused map ``fused_dir/{id}.png``, one partition per folder of
     ``segment_dirs`` (combined as independent evidence), the image probability (``score``
-    of ``blocks.csv``, for the gate) and, with ``refine.evidence = map``, the block maps
-    ``cams_dir/block{b}/{id}.png`` (:mod:`weakloc.blockmaps`), refined with ``config["refine"]``
+    of ``blocks.csv``, for the gate, and its ``threshold``, the checkpoint's operating point)
+    and, with ``refine.evidence = map``, the block maps ``cams_dir/block{b}/{id}.png``
+    (:mod:`weakloc.blockmaps`), refined with ``config["refine"]``
     (:func:`refine_with_config`) and written as an 8-bit PNG. Returns the number of maps written.
     """
     fused_dir, cams_dir, out = Path(fused_dir), Path(cams_dir), Path(out_dir)
@@ -316,6 +319,6 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
         coarse, partitions = read_coarse_and_partitions(fused_dir, seg_dirs, image_id)
         blocks = read_block_maps(cams_dir, image_id, len(wcols)) if needs_blocks else None
         refined = refine_with_config(coarse, partitions, settings, image_prob=float(row["score"]),
-                                     block_maps=blocks)
+                                     block_maps=blocks, image_threshold=image_threshold(row, cams_dir))
         write_prob(refined, inside(out, f"{image_id}.png"))
     return len(df)

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from weakloc.errors import WeaklocError
+from weakloc.intervals import BootstrapSettings, localization_intervals
 from weakloc.io import read_mask, read_rgb, write_text_atomic
 from weakloc.layout import baseline_variant
 from weakloc.manifest import masked_rows
@@ -78,9 +79,12 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
             methods[baseline_variant(b)].append(ScoreHistogram.from_maps(_quantised(baseline_map(b, row.image, lo_hi)),
                                                                      mask))
     summaries = {}
+    boot = BootstrapSettings.from_config(config)
     for name, hists in methods.items():
         s = summarize_localization(hists, threshold)
         s.pop("threshold_curve", None)
+        s["interval"], s["dataset_level"]["interval"] = localization_intervals(hists, threshold, boot)
+        s["bootstrap"] = boot.describe()
         summaries[name] = s
     out = {"level": level, "kind": kind, "value": value, "n_images": len(rows), "threshold": threshold,
            "methods": summaries}

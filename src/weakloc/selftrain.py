@@ -106,12 +106,13 @@ def teacher_labels(stored: np.ndarray, label: int, model, meta: dict, config: di
     """One training image's pixel labels from the teacher's pipeline (``stored``: pixels as stored)."""
     from weakloc.io import quantize_prob
     from weakloc.localize import detector_maps, refined_map, segment_image
+    from weakloc.operating_point import operating_point
 
     st = config["selftrain"]
     prob, maps, coarse = detector_maps(stored, 1, model, meta, config, config["fusion"]["methods"][0])
     coarse = quantize_prob(coarse)  # 8 bits, as the fuse step writes it
     partitions = segment_image(stored, [segmenter], config["localize"]["segment_max_side"], coarse)
-    refined = quantize_prob(refined_map(prob, maps, coarse, partitions, config))
+    refined = quantize_prob(refined_map(prob, maps, coarse, partitions, config, operating_point(meta)[0]))
     return pseudo_label(coarse, refined > 0.5, label, int(st["ring"]), st["background"])
 
 
