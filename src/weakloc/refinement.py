@@ -57,9 +57,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from weakloc.blockmaps import image_threshold, read_block_maps, read_blocks_csv, weight_columns
+from weakloc.blockmaps import BLOCKS_CSV, image_threshold, read_block_maps, read_blocks_csv, weight_columns
 from weakloc.config import Section
-from weakloc.decision import DecisionSettings, apply_decision
+from weakloc.decision import VERDICT, DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
 from weakloc.io import inside, read_prob, write_prob
 from weakloc.segmenters.partition import load_partition
@@ -312,6 +312,9 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
     df = shard_items(read_blocks_csv(cams_dir), shard)
     wcols = weight_columns(df)
     settings = RefineSettings.from_section(config["refine"])  # once, not per image
+    if settings.decision.rule == "calibrated" and settings.decision.gate == VERDICT and "threshold" not in df.columns:
+        raise WeaklocError(f"{cams_dir / BLOCKS_CSV}: no threshold column (written before 2026-12-06), which "
+                           "refine.decision.gate = verdict needs: rerun `weakloc cams` (snakemake --forcerun cams)")
     needs_blocks = settings.evidence == "map"
     out.mkdir(parents=True, exist_ok=True)
     for row in tqdm(df.to_dict("records"), desc="refine", unit="img", file=sys.stderr):
