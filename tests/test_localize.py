@@ -141,8 +141,10 @@ def test_workflow_commands_cams_fuse_refine(checkpoint, tmp_path):
     assert main(["cams", "--manifest", str(data / "manifest.csv"), "--split", "test", "--checkpoint",
                  str(checkpoint), "--out", str(cams)]) == 0
     blocks = pd.read_csv(cams / "blocks.csv", dtype={"id": str})
-    assert list(blocks.columns) == ["id", "label", "score", "w1", "w2", "w3"]
+    assert list(blocks.columns) == ["id", "label", "score", "threshold", "w1", "w2", "w3"]
     assert list(blocks["id"]) == ["im0", "im1", "im2"]
+    # the checkpoint's operating point, the same on every row, for refine's verdict gate
+    assert blocks["threshold"].nunique() == 1 and 0.0 < blocks["threshold"][0] < 1.0
     np.testing.assert_allclose(blocks[["w1", "w2", "w3"]].sum(axis=1), 1.0, atol=1e-4)
     for b in (1, 2, 3):
         assert read_prob(cams / f"block{b}" / "im1.png").shape == (33, 57)
