@@ -1,7 +1,7 @@
 """Seconds per image of each segmenter on real photographs at the default 256 px.
 
 Usage: python benchmarks/bench_segmenters.py [--size 256] [--images 6] [--sam-points 4 6 8]
-       [--threads N]
+       [--sam-encoder-sizes 1024 768 512] [--threads N]
 
 Prints one line per segmenter (and per SAM grid size): mean and min wall-clock seconds per
 image over the images after one warm-up call, the mean CPU seconds per image (all threads
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--sam-points", type=int, nargs="*", default=[4, 6, 8])
+    ap.add_argument("--sam-encoder-sizes", type=int, nargs="*", default=[1024],
+                    help="segmenters.sam.encoder_size values, each with every --sam-points (default 1024)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -69,8 +71,9 @@ def main() -> None:
     bench("slic", {}, images, "slic")
     bench("felzenszwalb", {}, images, "felzenszwalb")
     if Path(DEFAULT_MOBILE_SAM).is_file():
-        for pps in args.sam_points:
-            bench("sam", {"points_per_side": pps}, images, f"sam vit_t pps={pps}")
+        for size in args.sam_encoder_sizes:
+            for pps in args.sam_points:
+                bench("sam", {"points_per_side": pps, "encoder_size": size}, images, f"sam vit_t {size} pps={pps}")
     else:
         print(f"sam: skipped ({DEFAULT_MOBILE_SAM} missing; run `weakloc weights mobile-sam`)")
 

@@ -72,7 +72,7 @@ from weakloc.intervals import (
     resample_indices,
 )
 from weakloc.io import read_mask, read_rgb, write_mask
-from weakloc.metrics import ScoreHistogram, image_metrics, summarize_localization
+from weakloc.metrics import ScoreHistogram, histogram_metrics, image_metrics, summarize_localization
 
 PACKAGE = "mate-backgrounds"
 NATURE = Path("usr/share/backgrounds/mate/nature")
@@ -374,7 +374,10 @@ class Scores:
                 "auth_over_1pct_interval": (percentile_interval((a[idx] > 0.01).mean(axis=1), BOOTSTRAP.level)
                                             if a.size else None),
                 "sec_per_image": float(np.mean(self.seconds)) if self.seconds else None,
-                "n_manipulated": len(self.hists), "n_authentic": int(a.size)}
+                "n_manipulated": len(self.hists), "n_authentic": int(a.size),
+                # in the set's order, for paired comparisons of two runs (benchmarks/paired.py)
+                "f1_per_image": [histogram_metrics(h, 0.5)["f1"] if h.n_pos > 0 else None for h in self.hists],
+                "auth_flagged_per_image": a.tolist()}
 
 
 def _set_key(config: dict, dotted: str, value) -> None:

@@ -156,6 +156,7 @@ def test_settings_key_changes_only_with_result_settings():
     assert settings_key("sam", {"device": "cpu"}) == sam  # where it runs does not change the regions
     assert settings_key("sam", {"points_per_side": 6}) != sam
     assert settings_key("sam", {"checkpoint": "x.pt"}) != sam
+    assert settings_key("sam", {"encoder_size": 512}) != sam
     assert settings_key("deeplab", {"arch": "resnet101"}) != settings_key("deeplab", {})
     assert settings_key("pspnet", {"num_classes": 21}) != settings_key("pspnet", {})
     with pytest.raises(WeaklocError, match="segmenters.slic.n_segment"):
@@ -303,6 +304,44 @@ def test_real_mobile_sam_gives_a_partition(mobile_sam_weights, photo):
     labels = seg(rgb)
     assert assert_partition(labels, rgb.shape[:2]) >= 1
     assert np.array_equal(labels, masks_to_partition(masks, rgb.shape[:2], 16))
+
+
+def test_sam_encoder_size_is_checked_before_any_weights_load(tmp_path, monkeypatch):
+    from weakloc.config import validate_config
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeaklocError, match=r"segmenters.sam.encoder_size: 512 needs model_type vit_t"):
+        build_segmenter("sam", {"model_type": "vit_b", "encoder_size": 512, "checkpoint": "absent.pth"})
+    with pytest.raises(WeaklocError, match=r"encoder_size: 500 is not a multiple of 64"):
+        build_segmenter("sam", {"encoder_size": 500})
+    with pytest.raises(WeaklocError, match="encoder_size"):
+        validate_config({"segmenters": {"sam": {"encoder_size": 2048}}})
+
+
+def test_mobile_sam_at_a_smaller_encoder_size_agrees_with_sam_at_1024(mobile_sam_weights):
+    """At 512 px the encoder gives a 32 x 32 embedding, the predictor resizes to 512, and a
+    prompted mask matches the full-size model's (a wrong grid gives garbage or an error)."""
+    from segment_anything import SamPredictor
+
+    from weakloc.segmenters.sam import build_sam_model
+
+    rgb = np.asarray(Image.fromarray(data.astronaut()).resize((128, 128), Image.BILINEAR))
+    masks = {}
+    for size in (1024, 512):
+        predictor = SamPredictor(build_sam_model("vit_t", mobile_sam_weights, size))
+        with torch.inference_mode():
+            predictor.set_image(rgb)
+            assert predictor.features.shape == (1, 256, size // 16, size // 16)
+            assert predictor.input_size == (size, size)
+            out, _, _ = predictor.predict(point_coords=np.array([[64, 40], [30, 100]]),
+                                          point_labels=np.array([1, 0]), multimask_output=False)
+        masks[size] = out[0]
+    a, b = masks[1024], masks[512]
+    assert a.shape == b.shape == (128, 128) and a.sum() > 100
+    assert (a & b).sum() / (a | b).sum() > 0.85  # 0.97 here; 256 px gives 0.41
+    seg = build_segmenter("sam", {"checkpoint": str(mobile_sam_weights), "points_per_side": 2, "device": "cpu",
+                                  "encoder_size": 512})
+    assert assert_partition(seg(rgb), rgb.shape[:2]) >= 1
 
 
 # ---------------------------------------------------------------- fetch

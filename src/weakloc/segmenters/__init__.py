@@ -59,7 +59,7 @@ def _sam(s: dict) -> Segmenter:
     from weakloc.segmenters.sam import SamSegmenter
 
     return SamSegmenter(s["model_type"], s["checkpoint"], s["points_per_side"], s["pred_iou_thresh"],
-                        s["stability_score_thresh"], s["min_region"], s["device"])
+                        s["stability_score_thresh"], s["min_region"], s["device"], s["encoder_size"])
 
 
 def _sam_prompt(s: dict) -> Segmenter:
@@ -100,7 +100,8 @@ CACHED_SEGMENTERS = tuple(name for name in SEGMENTERS if name not in MAP_PROMPTE
 RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
     "slic": ("n_segments", "compactness", "sigma"),
     "felzenszwalb": ("scale", "sigma", "min_size"),
-    "sam": ("model_type", "checkpoint", "points_per_side", "pred_iou_thresh", "stability_score_thresh", "min_region"),
+    "sam": ("model_type", "checkpoint", "encoder_size", "points_per_side", "pred_iou_thresh", "stability_score_thresh",
+            "min_region"),
     "sam_prompt": ("model_type", "checkpoint", "prompts", "n_prompts", "smooth", "min_region"),
     "deeplab": ("arch", "checkpoint", "num_classes", "min_region"),
     "pspnet": ("checkpoint", "layers", "num_classes", "min_region"),

