@@ -30,9 +30,14 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The tests' own torch work on one thread, whether or not the smoke study runs beside them."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _smoke_in_background(request, tmp_path_factory):
     """``(project, process, log)`` of the smoke study started now, or None when no test needs it."""
-    torch.set_num_threads(1)
     if not any(_needs_smoke(item) for item in request.session.items):
         yield None
         return
