@@ -49,8 +49,9 @@ def photos(size: int, n: int) -> list[np.ndarray]:
 
 
 def bench(name: str, settings: dict, images: list[np.ndarray], label: str, seg=None,
-          reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """Time ``seg`` (else a new ``name`` segmenter) on ``images``; print one line, return the partitions."""
+          reference: list[np.ndarray] | None = None):
+    """Time ``seg`` (else a new ``name`` segmenter) on ``images``; print one line, return the
+    segmenter (warmed up) and its partitions."""
     built = ""
     if seg is None:
         t0 = time.perf_counter()
@@ -73,12 +74,14 @@ def bench(name: str, settings: dict, images: list[np.ndarray], label: str, seg=N
     print(f"{label:<22} {np.mean(times):7.3f} s/img (min {np.min(times):.3f})  "
           f"cpu {np.mean(cpu):7.3f} s/img  regions {np.mean([int(p.max()) + 1 for p in out]):6.1f}"
           f"{built}{agree}", flush=True)
-    return out
+    return seg, out
 
 
 def stage_seconds(seg, images: list[np.ndarray]) -> dict[str, float]:
-    """CPU seconds per image of each stage of ``seg`` (a SAM segmenter) over ``images``, after a warm-up."""
-    seg(images[0])
+    """CPU seconds per image of each stage of ``seg`` (a warmed-up SAM segmenter) over ``images``."""
+    model = seg.model
+    patched = [(model.image_encoder, "encoder"), (model.prompt_encoder, "decoder"),
+               (model.mask_decoder, "decoder")]
     spent = dict.fromkeys(("encoder", "decoder", "generate", "call"), 0.0)
 
     def timed(fn, key):
@@ -90,17 +93,17 @@ def stage_seconds(seg, images: list[np.ndarray]) -> dict[str, float]:
                 spent[key] += time.process_time() - c
         return run
 
-    model, gen = seg.model, seg.generator
-    saved = model.image_encoder.forward, model.prompt_encoder.forward, model.mask_decoder.forward, gen.generate
-    model.image_encoder.forward = timed(saved[0], "encoder")
-    model.prompt_encoder.forward = timed(saved[1], "decoder")
-    model.mask_decoder.forward = timed(saved[2], "decoder")
-    gen.generate = timed(saved[3], "generate")
+    for module, key in patched:
+        module.forward = timed(module.forward, key)
+    seg.generator.generate = timed(seg.generator.generate, "generate")
+    call = timed(seg, "call")
     try:
         for rgb in images:
-            timed(seg, "call")(rgb)
-    finally:
-        model.image_encoder.forward, model.prompt_encoder.forward, model.mask_decoder.forward, gen.generate = saved
+            call(rgb)
+    finally:  # back to the classes' own methods
+        for module, _ in patched:
+            del module.forward
+        del seg.generator.generate
     n = len(images)
     return {"encoder": spent["encoder"] / n, "decoder": spent["decoder"] / n,
             "post-processing": (spent["generate"] - spent["encoder"] - spent["decoder"]) / n,
@@ -145,13 +148,12 @@ def main() -> None:
             for pps in args.sam_points:
                 settings = {"points_per_side": pps, "encoder_size": size}
                 label = f"sam vit_t {size} pps={pps}"
-                ref = bench("sam", settings, images, label)
+                seg, ref = bench("sam", settings, images, label)
                 if args.sam_stages:
-                    stages = stage_seconds(build_segmenter("sam", settings), images)
+                    stages = stage_seconds(seg, images)
                     print(f"{label} stages (cpu s/img): "
                           + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()), flush=True)
-                if args.sam_bf16:
-                    seg = build_segmenter("sam", settings)
+                if args.sam_bf16:  # last: it changes seg for good
                     under_bf16(seg.model.image_encoder)
                     under_bf16(seg.model.mask_decoder)
                     bench("sam", settings, images, f"{label} bf16", seg, ref)
