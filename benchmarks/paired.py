@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weakloc.intervals import BootstrapSettings, percentile_interval, resample_indices
+from weakloc.intervals import BootstrapSettings, percentile_interval, resample_indices, standard_error
 
 BOOTSTRAP = BootstrapSettings.from_section({})
 
@@ -51,7 +51,7 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
         return {"n": int(d.size)}
     idx = resample_indices(d.size, BOOTSTRAP)
     return {"n": int(d.size), "a": float(a[keep].mean()), "b": float(b[keep].mean()), "diff": float(d.mean()),
-            "se": float(d.std(ddof=1) / np.sqrt(d.size)),
+            "se": standard_error(d),
             "interval": percentile_interval(d[idx].mean(axis=1), BOOTSTRAP.level)}
 
 

@@ -82,6 +82,7 @@ from tqdm import tqdm
 from weakloc.cams import block_strides
 from weakloc.config import load_config
 from weakloc.decision import apply_decision, with_rule
+from weakloc.intervals import standard_error
 from weakloc.io import orient_array, quantize_prob, read_mask, read_rgb_stored
 from weakloc.localize import detector_maps
 from weakloc.manifest import read_manifest
@@ -322,11 +323,6 @@ def variant_maps(model, meta: dict, val: Images, config: dict) -> tuple[np.ndarr
     return np.asarray(probs), maps
 
 
-def sem(values) -> float | None:
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
-
-
 def score_variant(maps: list[np.ndarray], val: Images, teacher_masks: list[np.ndarray] | None) -> dict:
     """One variant's metrics on the validation subset (see the module docstring)."""
     hists, f1s, area, auth, agree = [], [], [], [], []
@@ -345,7 +341,8 @@ def score_variant(maps: list[np.ndarray], val: Images, teacher_masks: list[np.nd
         if teacher_masks is not None:
             agree.append(mask_agreement(flagged, teacher_masks[i]))
     s = summarize_localization(hists, 0.5)
-    return {"f1": s["f1"], "f1_sem": sem(f1s), "iou": s["iou"], "pixel_auc": s["auc"], "oracle_f1": s["best_f1"],
+    return {"f1": s["f1"], "f1_sem": standard_error(f1s), "iou": s["iou"], "pixel_auc": s["auc"],
+            "oracle_f1": s["best_f1"],
             "area_ratio": float(np.mean(area)) if area else None,
             "authentic_flagged": float(np.mean(auth)) if auth else None,
             "authentic_over_1pct": float(np.mean(np.asarray(auth) > 0.01)) if auth else None,
@@ -375,7 +372,7 @@ def paired_differences(rows: list[dict]) -> None:
         for name, v in row["variants"].items():
             d = np.asarray(v["per_image_f1"]) - np.asarray(base[name]["per_image_f1"])
             v["f1_minus_teacher"] = float(d.mean()) if d.size else None
-            v["f1_minus_teacher_se"] = sem(d)
+            v["f1_minus_teacher_se"] = standard_error(d)
 
 
 def format_table(rows: list[dict]) -> str:

@@ -87,6 +87,12 @@ def percentile_interval(values: np.ndarray, level: float) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
+def standard_error(values) -> float | None:
+    """Standard error of the mean of ``values`` (sample standard deviation / sqrt(n)); None under 2 values."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+
+
 def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Row-wise ROC AUC (ties half) of ``(R, n)`` labels and scores; every row has both classes."""
     from scipy.stats import rankdata
