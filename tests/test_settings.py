@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 
 from weakloc.config import ConfigError, Section, load_schema, section_defaults, validate_config
-from weakloc.datasets.synthetic import SyntheticSettings
+from weakloc.datasets.synthetic import PostSettings, SyntheticSettings
 from weakloc.decision import DecisionSettings
 from weakloc.errors import WeaklocError
 from weakloc.intervals import BootstrapSettings
 from weakloc.refinement import RefineSettings
 from weakloc.wcbnet import ModelSettings
 
-TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, BootstrapSettings]
+TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, PostSettings, BootstrapSettings]
 
 
 def _schema_section(path):

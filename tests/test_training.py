@@ -301,7 +301,18 @@ def test_cli_train_and_detect(toy, tmp_path):
                  "--scores", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "m.json"),
                  "--config-json", cfg]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert {"auc", "accuracy", "f1"} <= set(metrics)
+    assert {"auc", "accuracy", "f1"} <= set(metrics) and metrics["split"] == "test"
+    # the default splits: test and holdout (image-level only) together
+    df = pd.read_csv(toy)
+    df.loc[df.index[df["split"] == "train"][:4], "split"] = "holdout"
+    df["image"] = [str(toy.parent / p) for p in df["image"]]
+    df["mask"] = [str(toy.parent / p) if p == p and p else "" for p in df["mask"]]
+    df.to_csv(tmp_path / "h.csv", index=False)
+    assert main(["detect", "--manifest", str(tmp_path / "h.csv"), "--checkpoint", str(ck), "--scores",
+                 str(tmp_path / "s2.csv"), "--metrics", str(tmp_path / "m2.json"), "--config-json", cfg]) == 0
+    scored = pd.read_csv(tmp_path / "s2.csv")
+    assert sorted(scored["id"]) == sorted(df.loc[df["split"].isin(["test", "holdout"]), "id"])
+    assert json.loads((tmp_path / "m2.json").read_text())["split"] == "test+holdout"
     assert main(["detect", "--manifest", str(toy), "--checkpoint", str(tmp_path / "none.pt"),
                  "--scores", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "m.json")]) == 2
 

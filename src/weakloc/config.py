@@ -79,16 +79,15 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
     splits = config["dataset"]["splits"]
-    total = splits["train"] + splits["val"] + splits["test"]
+    total = sum(splits.values())
     if abs(total - 1.0) > 1e-6:
-        raise ConfigError(f"{source}: key dataset.splits: train + val + test must be 1, got {total:g}")
+        raise ConfigError(f"{source}: key dataset.splits: train + val + test + holdout must be 1, got {total:g}")
     ids = [config["dataset"]["name"]]
     for i, entry in enumerate(config["cross_dataset"]["datasets"]):
-        s = entry["dataset"]["splits"]
-        total = s["train"] + s["val"] + s["test"]
+        total = sum(entry["dataset"]["splits"].values())
         if abs(total - 1.0) > 1e-6:
             raise ConfigError(f"{source}: key cross_dataset.datasets.{i}.dataset.splits: train + val + test "
-                              f"must be 1, got {total:g}")
+                              f"+ holdout must be 1, got {total:g}")
         if entry["id"] in ids:
             raise ConfigError(f"{source}: key cross_dataset.datasets.{i}.id: {entry['id']!r} is already the "
                               f"training set's or another evaluation set's folder name")

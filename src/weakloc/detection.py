@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,11 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
     return probs
 
 
-def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores_csv: str | Path,
+def detect(manifest_path: str | Path, checkpoint: str | Path, split: str | Sequence[str], scores_csv: str | Path,
            metrics_json: str | Path, threshold: float = 0.5, device: str = "auto",
            bootstrap: BootstrapSettings | None = None) -> dict:
-    """Score the manifest's ``split`` and write ``scores_csv`` and ``metrics_json``.
+    """Score the manifest's ``split`` (one split or several, e.g. :data:`weakloc.manifest.DETECTION_SPLITS`)
+    and write ``scores_csv`` and ``metrics_json``.
 
     ``scores_csv`` has columns ``id,label,score`` (score = probability in [0, 1]);
     ``metrics_json`` is :func:`weakloc.metrics.image_metrics` at ``threshold`` plus the
@@ -84,9 +86,11 @@ def detect(manifest_path: str | Path, checkpoint: str | Path, split: str, scores
     (:func:`weakloc.intervals.detection_intervals`) and the settings as ``bootstrap``.
     Returns the metrics dict.
     """
-    df = read_manifest(manifest_path, split=split)
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    df = read_manifest(manifest_path, split=splits)
     if df.empty:
-        raise WeaklocError(f"{manifest_path}: no rows with split {split!r}")
+        raise WeaklocError(f"{manifest_path}: no rows with split {' or '.join(splits)}")
+    split = "+".join(s for s in splits if s in set(df["split"]))  # the splits scored, as metrics name them
     model, meta = load_checkpoint(checkpoint)
     scores = score_images(model, meta, df["image"].tolist(), device=device)
     out = pd.DataFrame({"id": df["id"], "label": df["label"].astype(int), "score": scores})

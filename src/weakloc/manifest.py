@@ -3,7 +3,8 @@
 Columns: ``id, split, label, image, mask, width, height, source``.
 
 - ``id``: unique, filename-safe; every per-image output is named ``<id>.<ext>``.
-- ``split``: ``train``, ``val`` or ``test``.
+- ``split``: ``train``, ``val``, ``test`` or ``holdout`` (test images scored at image level only:
+  detection reads ``test`` and ``holdout``, the localization steps ``test``).
 - ``label``: 0 authentic, 1 manipulated.
 - ``image``, ``mask``: paths relative to the manifest's folder. Authentic images have an
   all-zero mask; ``mask`` is empty where the ground truth is unknown (a user's folder).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,25 +26,29 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, file_sha256
 
 COLUMNS = ["id", "split", "label", "image", "mask", "width", "height", "source"]
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "holdout")
+#: The splits image-level detection is scored on (the localization steps read ``test`` only).
+DETECTION_SPLITS = ("test", "holdout")
 
 
 #: A manifest id becomes a file name (``<id>.png``): letters, digits, ``_``, ``-`` and inner dots.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 
 
-def read_manifest(path: str | Path, split: str | None = None) -> pd.DataFrame:
+def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) -> pd.DataFrame:
     """Read and validate a manifest; ``image`` and ``mask`` become absolute paths (``mask`` "" if unknown).
 
-    ``split`` keeps only that split. Rows keep the file's order. Every check of a manifest
+    ``split`` keeps only that split (or those splits). Rows keep the file's order. Every check of a manifest
     lives here, and each failure is one :class:`WeaklocError` line naming the file and the
     row (its line number in the CSV): a readable CSV with every column; ids that are safe as
     file names (:data:`ID_PATTERN`: no ``/``, no leading dot) and unique; labels 0 or 1;
     splits among :data:`SPLITS`; an image path on every row.
     """
     path = Path(path)
-    if split is not None and split not in SPLITS:
-        raise WeaklocError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    wanted = (split,) if isinstance(split, str) else (tuple(split) if split is not None else None)
+    for name in wanted or ():
+        if name not in SPLITS:
+            raise WeaklocError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -62,8 +68,8 @@ def read_manifest(path: str | Path, split: str | None = None) -> pd.DataFrame:
     df["label"] = df["label"].astype(int)
     for col in ("width", "height"):
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
-    if split is not None:
-        df = df[df["split"] == split].reset_index(drop=True)
+    if wanted is not None:
+        df = df[df["split"].isin(wanted)].reset_index(drop=True)
     return df
 
 

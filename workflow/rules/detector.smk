@@ -1,4 +1,4 @@
-# WCBnet: training on image-level labels, then image-level detection on the test split.
+# WCBnet: training on image-level labels, then image-level detection on the test and holdout splits.
 
 
 rule train:
@@ -42,7 +42,7 @@ rule detect:
     params:
         cfg=lambda w: sections(config, "train", "evaluate"),
     shell:
-        "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test"
+        "OMP_NUM_THREADS={threads} weakloc detect --manifest {input.data}/manifest.csv --split test holdout"
         " --checkpoint {input.ckpt} --scores {output.scores} --metrics {output.metrics}"
         " --config-json {params.cfg:q} > {log} 2>&1"
 

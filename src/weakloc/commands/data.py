@@ -1,4 +1,4 @@
-"""weakloc sub-commands: data (``weakloc data download`` and ``weakloc data prepare``)."""
+"""weakloc sub-commands: data (``weakloc data download``, ``weakloc data photos`` and ``weakloc data prepare``)."""
 
 from __future__ import annotations
 
@@ -22,20 +22,31 @@ def _download(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from weakloc.datasets import prepare_dataset
-    from weakloc.manifest import read_manifest
+    from weakloc.manifest import SPLITS, read_manifest
 
     config = config_from_args(args)
-    manifest = prepare_dataset(config, args.out, raw_dir=args.raw)
+    manifest = prepare_dataset(config, args.out, raw_dir=args.raw, photo_pool=args.photo_pool)
     df = read_manifest(manifest)
     counts = df.groupby(["split", "label"]).size().to_dict()
     summary = ", ".join(f"{s}: {counts.get((s, 0), 0)} authentic + {counts.get((s, 1), 0)} manipulated"
-                        for s in ("train", "val", "test"))
+                        for s in SPLITS if counts.get((s, 0)) or counts.get((s, 1)))
     print(f"{config['dataset']['name']}: {len(df)} images -> {manifest} ({summary})", file=sys.stderr)
     return 0
 
 
+def _photos(args: argparse.Namespace) -> int:
+    from weakloc.datasets.photo_pool import build_pool, default_cache_dir, pool_rows
+
+    config = config_from_args(args)
+    deb_dir = args.deb_dir or config["dataset"]["synthetic"]["deb_dir"]
+    cache = args.cache or default_cache_dir()
+    out = build_pool(args.out, cache_dir=cache, deb_dir=deb_dir)
+    print(f"photo pool: {len(pool_rows())} photos and attribution.csv in {out} (cache: {cache})", file=sys.stderr)
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add ``data download`` and ``data prepare`` to ``subparsers``."""
+    """Add ``data download``, ``data prepare`` and ``data photos`` to ``subparsers``."""
     from weakloc.datasets import DATASETS
 
     sub = add_group(subparsers, "data", "download and prepare datasets",
@@ -55,4 +66,17 @@ def register(subparsers) -> None:
                     "Prepare dataset.name from the config into DIR (manifest.csv, images/, masks/).")
     add_out(p, "DIR", "output folder (data/prepared/NAME)")
     p.add_argument("--raw", metavar="DIR", help="raw folder (default data/raw/NAME; for folder: dataset.folder.path)")
+    p.add_argument("--photo-pool", metavar="DIR",
+                   help="the photo pool built by `weakloc data photos` (dataset.synthetic.photos: debian)")
+    add_config_options(p, sections=('dataset',))
+
+    p = add_command(sub, "photos", _photos, "build the photo pool from the pinned Debian packages",
+                    "Fetch the pinned Debian packages that hold the pool's photographs (apt-get download, or "
+                    "the .deb files of --deb-dir), check each package and photo by sha256, and write the "
+                    "photos and attribution.csv into DIR (docs/datasets.md, 'Photo pool').")
+    add_out(p, "DIR", "output folder (data/photos/debian)")
+    p.add_argument("--deb-dir", metavar="DIR", help="folder of .deb files to use instead of apt-get "
+                                                    "(overrides dataset.synthetic.deb_dir)")
+    p.add_argument("--cache", metavar="DIR", help="where fetched packages and photos are kept "
+                                                  "(default $WEAKLOC_CACHE or ~/.cache/weakloc)")
     add_config_options(p, sections=('dataset',))

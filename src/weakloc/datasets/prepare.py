@@ -68,10 +68,11 @@ MASK_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def assign_splits(ids: list[str], labels: list[int], fractions: dict, seed: int) -> list[str]:
-    """Label-stratified train/val/test assignment, one entry per id.
+    """Label-stratified train/val/test(/holdout) assignment, one entry per id.
 
     Within each label, ids are ordered by ``sha256(f"{seed}:{id}")``; the first
-    ``round(n * train)`` go to train, the next ``round(n * val)`` to val, the rest to test.
+    ``round(n * train)`` go to train, the next ``round(n * val)`` to val, the next
+    ``round(n * holdout)`` to holdout (0 unless ``fractions`` has it), the rest to test.
     The result depends only on the set of (id, label) pairs and the seed, never on row order,
     and adding or removing other ids moves only ids near the boundaries.
     """
@@ -82,8 +83,10 @@ def assign_splits(ids: list[str], labels: list[int], fractions: dict, seed: int)
         n = len(idx)
         n_train = int(round(n * fractions["train"]))
         n_val = min(n - n_train, int(round(n * fractions["val"])))
+        n_holdout = min(n - n_train - n_val, int(round(n * fractions.get("holdout", 0.0))))
         for rank, i in enumerate(idx):
-            out[i] = "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
+            out[i] = ("train" if rank < n_train else "val" if rank < n_train + n_val
+                      else "holdout" if rank < n_train + n_val + n_holdout else "test")
     return out
 
 
@@ -176,12 +179,14 @@ def _raw_dir_for(name: str, config: dict, raw_dir: str | Path | None) -> Path:
 
 
 def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | None = None,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, photo_pool: str | Path | None = None) -> Path:
     """Prepare ``config["dataset"]["name"]`` into ``out_dir``; returns the manifest's path.
 
     ``config``: the validated study config (:func:`weakloc.config.validate_config`).
     ``raw_dir``: the downloaded/extracted tree (default ``data/raw/<name>``; for ``folder``
-    the default is ``dataset.folder.path``; unused for ``synthetic``).
+    the default is ``dataset.folder.path``; unused for ``synthetic``). ``photo_pool``: the built
+    photo pool of ``dataset.synthetic.photos: debian``. A synthetic set split by photo keeps the
+    generator's splits; every other set is split here (:func:`assign_splits`).
     Raises :class:`WeaklocError` listing every bad file when any sample fails its checks.
     """
     from tqdm import tqdm
@@ -197,7 +202,7 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
         if name == "synthetic":
             from .synthetic import generate_synthetic
 
-            rows = generate_synthetic(config, tmp, progress=progress)
+            rows = generate_synthetic(config, tmp, progress=progress, pool_dir=photo_pool)
             where: Path | str = "the synthetic generator"
             problems = check_prepared(rows)
         else:
@@ -222,7 +227,8 @@ def prepare_dataset(config: dict, out_dir: str | Path, raw_dir: str | Path | Non
             raise _bad_files_error(name, where, problems)
         rows.sort(key=lambda r: r["id"])
         df = pd.DataFrame(rows)
-        df["split"] = assign_splits(list(df["id"]), [int(v) for v in df["label"]], ds["splits"], int(ds["seed"]))
+        if "split" not in df.columns:
+            df["split"] = assign_splits(list(df["id"]), [int(v) for v in df["label"]], ds["splits"], int(ds["seed"]))
         assert set(df["split"]) <= set(SPLITS)
         write_manifest(df, tmp / "manifest.csv")
     return out_dir / "manifest.csv"

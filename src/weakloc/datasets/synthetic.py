@@ -45,7 +45,9 @@ files and changing ``n_images`` leaves the earlier images unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import io
 import math
 from dataclasses import dataclass
@@ -150,23 +152,150 @@ def _folder_photos_cached(folder: str, size: int, stamp: tuple) -> tuple[tuple[s
     return _folder_photos(folder, size)
 
 
-def photo_set(settings: SyntheticSettings) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
-    """The generator's photographs as ``(names, Pillow RGB images)``, in a fixed order.
+#: Package photos of identifiable people: never in the photo pool (shared/design/PHOTOS.md).
+PORTRAITS = ("astronaut", "grace_hopper")
 
-    The package photos of :data:`SOURCE_PHOTOS`, or, with ``photos_dir`` set, the image files
-    of that folder sorted by file name (each must be readable and at least ``size`` pixels
-    on its shorter side; at least two are needed).
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """The generator's photographs: ``names`` and Pillow RGB ``images`` in a fixed order, and,
+    when the dataset is split by photo, each photo's split (``splits``, same order)."""
+
+    names: tuple[str, ...]
+    images: tuple[Image.Image, ...]
+    splits: tuple[str, ...] | None = None
+    fractions: tuple[float, float, float, float] | None = None  # train, val, test, holdout (split by photo)
+
+    def image_split(self, index: int, seed: int) -> str | None:
+        """The split of image ``index`` when split by photo (a hash of seed and index against the fractions)."""
+        if self.splits is None:
+            return None
+        digest = hashlib.sha256(f"split:{int(seed)}:{int(index)}".encode()).digest()
+        u = int.from_bytes(digest[:8], "little") / 2.0**64
+        train, val, test, _holdout = self.fractions
+        return ("train" if u < train else "val" if u < train + val else "test" if u < train + val + test
+                else "holdout")
+
+    def choices(self, split: str | None) -> list[int]:
+        """Indices of the photos an image of ``split`` may use (every photo when not split by photo)."""
+        if split is None:
+            return list(range(len(self.names)))
+        split = "test" if split == "holdout" else split  # holdout images come from the test photos
+        return [i for i, s in enumerate(self.splits) if s == split]
+
+
+def photo_splits(names: tuple[str, ...], fractions: tuple[float, float, float], seed: int) -> tuple[str, ...]:
+    """Each photo's split: photos ordered by ``sha256(seed:name)``, cut by the (train, val, test)
+    fractions (the test photos serve the holdout images too).
+
+    A split with a non-zero fraction gets at least 2 photos (a splice needs a donor). Raises
+    :class:`WeaklocError` when there are too few photos for that.
     """
-    if settings.photos_dir is None:
-        return tuple(p.name for p in SOURCE_PHOTOS), source_images()
-    root = Path(settings.photos_dir).expanduser()
-    # the cache is refreshed when a file of the folder changes (name, size or mtime)
-    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir())) \
-        if root.is_dir() else ()
-    return _folder_photos_cached(str(root), int(settings.size), stamp)
+    wanted = [f > 0 for f in fractions]
+    if len(names) < 2 * sum(wanted):
+        raise WeaklocError(f"key dataset.synthetic.split_by: splitting {len(names)} photos by photo needs at least "
+                           f"2 per split with a non-zero fraction")
+    order = sorted(range(len(names)), key=lambda i: hashlib.sha256(f"{int(seed)}:{names[i]}".encode()).hexdigest())
+    counts = [max(2, int(round(f * len(names)))) if w else 0 for f, w in zip(fractions, wanted, strict=True)]
+    counts[0] = len(names) - counts[1] - counts[2] if wanted[0] else 0
+    if wanted[0] and counts[0] < 2:
+        raise WeaklocError(f"key dataset.synthetic.split_by: {len(names)} photos are too few to split by photo")
+    out = [""] * len(names)
+    labels = ["train"] * counts[0] + ["val"] * counts[1] + ["test"] * (len(names) - counts[0] - counts[1])
+    for rank, i in enumerate(order):
+        out[i] = labels[rank]
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=2)
+def _pool_photos(folder: str, stamp: tuple) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+    import csv
+
+    from weakloc.io import read_rgb
+
+    root = Path(folder)
+    with open(root / "attribution.csv", newline="", encoding="utf-8") as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["name"])
+    images = tuple(Image.fromarray(read_rgb(root / r["file"]), mode="RGB") for r in rows)
+    return tuple(r["name"] for r in rows), images
+
+
+def pool_photo_set(pool_dir: str | Path) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
+    """The Debian photo pool built in ``pool_dir`` (:func:`weakloc.datasets.photo_pool.build_pool`)
+    and the package photos of :data:`SOURCE_PHOTOS` without :data:`PORTRAITS`, sorted by name."""
+    root = Path(pool_dir).expanduser()
+    if not (root / "attribution.csv").is_file():
+        raise WeaklocError(f"{root}: not a photo pool folder (no attribution.csv); build it with "
+                           f"`weakloc data photos --out {root}`")
+    stamp = (root / "attribution.csv").stat().st_mtime_ns
+    names, images = _pool_photos(str(root.resolve()), (stamp,))
+    own = [(p.name, img) for p, img in zip(SOURCE_PHOTOS, source_images(), strict=True) if p.name not in PORTRAITS]
+    both = sorted(list(zip(names, images, strict=True)) + own, key=lambda item: item[0])
+    return tuple(n for n, _ in both), tuple(i for _, i in both)
+
+
+def photo_set(settings: SyntheticSettings, pool_dir: str | Path | None = None,
+              fractions: tuple[float, ...] | None = None, seed: int = 0) -> PhotoSet:
+    """The generator's photographs, in a fixed order.
+
+    ``photos_dir`` set: the image files of that folder sorted by file name (each readable and
+    at least ``size`` pixels on its shorter side; at least two). Otherwise ``photos``:
+    ``packages`` = :data:`SOURCE_PHOTOS`; ``debian`` = :func:`pool_photo_set` of ``pool_dir``.
+    With ``split_by: photo``, ``fractions`` (train, val, test[, holdout]) and ``seed`` assign
+    each photo its split (:func:`photo_splits`; the test photos serve the holdout images too).
+    """
+    if settings.photos_dir is not None:
+        root = Path(settings.photos_dir).expanduser()
+        # the cache is refreshed when a file of the folder changes (name, size or mtime)
+        stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir())) \
+            if root.is_dir() else ()
+        names, images = _folder_photos_cached(str(root), int(settings.size), stamp)
+    elif settings.photos == "debian":
+        if pool_dir is None:
+            raise WeaklocError("key dataset.synthetic.photos: debian needs the photo pool; build it with "
+                               "`weakloc data photos --out data/photos/debian` and pass --photo-pool to "
+                               "`weakloc data prepare` (the workflow does both)")
+        names, images = pool_photo_set(pool_dir)
+    else:
+        names, images = tuple(p.name for p in SOURCE_PHOTOS), source_images()
+    if settings.split_by != "photo":
+        return PhotoSet(names, images)
+    if fractions is None:
+        raise WeaklocError("key dataset.synthetic.split_by: photo needs the split fractions (dataset.splits)")
+    train, val, test, holdout = (tuple(float(f) for f in fractions) + (0.0,))[:4]
+    return PhotoSet(names, images, photo_splits(names, (train, val, test + holdout), seed),
+                    (train, val, test, holdout))
 
 
 # ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class PostSettings(Section):
+    """The ``dataset.synthetic.post`` section: what happens to a photo after it is made (both classes).
+
+    With probability ``fraction`` an image gets one of four operations, chosen uniformly: a
+    final JPEG re-save at a quality from ``quality_range`` (instead of the usual final save),
+    a Gaussian blur with a kernel from ``blur_kernels``, Gaussian noise of a variance from
+    ``noise_range``, or a bilinear resize by a factor from ``resize_range`` (the mask follows,
+    nearest neighbour). The operations are :mod:`weakloc.perturb`'s, the robustness protocol's.
+    """
+
+    SECTION = "dataset.synthetic.post"
+
+    fraction: float
+    quality_range: tuple[int, int]
+    blur_kernels: tuple[int, ...]
+    noise_range: tuple[float, float]
+    resize_range: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        for key in ("quality_range", "noise_range", "resize_range"):
+            lo, hi = getattr(self, key)
+            if lo > hi:
+                raise WeaklocError(f"key dataset.synthetic.post.{key}: minimum {lo} is above maximum {hi}")
+            object.__setattr__(self, key, (type(lo)(lo), type(hi)(hi)))
+        object.__setattr__(self, "blur_kernels", tuple(int(k) for k in self.blur_kernels))
 
 
 @dataclass(frozen=True)
@@ -199,8 +328,16 @@ class SyntheticSettings(Section):
     region_source: str
     object_scale: float
     object_work_side: int
+    photos: str
+    deb_dir: str | None
+    split_by: str
+    train_size: int | None
+    post: PostSettings
 
     def __post_init__(self) -> None:
+        if self.train_size is not None and self.split_by != "photo":
+            raise WeaklocError("key dataset.synthetic.train_size: needs split_by: photo (the split must be known "
+                               "when an image is generated)")
         for key in ("region_area", "quality_range", "final_quality_range"):
             lo, hi = getattr(self, key)
             if lo > hi:
@@ -424,6 +561,7 @@ class SyntheticSample:
     mask: np.ndarray  # (size, size) bool
     label: int
     recipe: str
+    split: str | None = None  # set when the dataset is split by photo
 
 
 def _history(rgb: np.ndarray, rng: np.random.Generator,
@@ -448,7 +586,7 @@ def _history(rgb: np.ndarray, rng: np.random.Generator,
     return out, parts, q_last
 
 
-def _object_region(kind: str, photos, host_i: int, host_view, area: float, misaligned: bool,
+def _object_region(kind: str, photos, choices: list[int], host_i: int, host_view, area: float, misaligned: bool,
                    rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, dict] | None:
     """An object-shaped region (``region_source: objects``, :mod:`weakloc.datasets.objects`).
 
@@ -462,7 +600,7 @@ def _object_region(kind: str, photos, host_i: int, host_view, area: float, misal
     osettings = ObjectSettings(scale=float(s.object_scale), work_side=int(s.object_work_side))
     info: dict = {"shape": "object"}
     if kind == "splice":
-        donor_choices = [i for i in range(len(photos)) if i != host_i]
+        donor_choices = [i for i in choices if i != host_i]
         donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
         view, box, flip = _random_view_box(photos[donor_i], size, rng)
         photo = photos[donor_i]
@@ -491,13 +629,13 @@ def _object_region(kind: str, photos, host_i: int, host_view, area: float, misal
     return region, info
 
 
-def _splice_content(info: dict, names, photos, host_i: int, misaligned: bool, q_host: int | None, parts: list[str],
-                    rng: np.random.Generator, s: SyntheticSettings) -> np.ndarray:
+def _splice_content(info: dict, names, photos, choices: list[int], host_i: int, misaligned: bool,
+                    q_host: int | None, parts: list[str], rng: np.random.Generator, s: SyntheticSettings) -> np.ndarray:
     """The pasted content of a splice: a donor photo's view with its own JPEG history, ``(size, size, 3) uint8``."""
     if "donor" in info:  # the object's own photo
         donor_i, donor = info["donor"]
     else:
-        donor_choices = [i for i in range(len(photos)) if i != host_i]
+        donor_choices = [i for i in choices if i != host_i]
         donor_i = donor_choices[int(rng.integers(0, len(donor_choices)))]
         donor = _random_view(photos[donor_i], s.size, rng)
     off = _random_offset(rng) if misaligned else (0, 0)
@@ -566,8 +704,9 @@ def _paste(host: np.ndarray, content: np.ndarray, region: np.ndarray, feather: b
     return np.where(region[..., None], content, host), region
 
 
-def _manipulate(kind: str, names, photos, host_i: int, host_view: tuple, host: np.ndarray, q_host: int | None,
-                parts: list[str], rng: np.random.Generator, s: SyntheticSettings) -> tuple[np.ndarray, np.ndarray]:
+def _manipulate(kind: str, names, photos, choices: list[int], host_i: int, host_view: tuple, host: np.ndarray,
+                q_host: int | None, parts: list[str], rng: np.random.Generator,
+                s: SyntheticSettings) -> tuple[np.ndarray, np.ndarray]:
     """Insert one region into ``host`` (``kind`` splice or copymove); ``host_view`` is the host's
     ``(view before its history, box, flip)``. Returns ``(image, mask (size, size) bool)``."""
     lo, hi = s.region_area
@@ -576,29 +715,54 @@ def _manipulate(kind: str, names, photos, host_i: int, host_view: tuple, host: n
     feather = rng.random() < s.feather_fraction
     found = None
     if s.region_source == "objects":
-        found = _object_region(kind, photos, host_i, host_view, area, misaligned or q_host is None, rng, s)
+        found = _object_region(kind, photos, choices, host_i, host_view, area, misaligned or q_host is None, rng, s)
     region, info = found if found is not None else region_mask(s.size, area, rng)
     parts.append(f"kind={kind} shape={info['shape']} area={region.mean():.4f}")
     if kind == "splice":
-        content = _splice_content(info, names, photos, host_i, misaligned, q_host, parts, rng, s)
+        content = _splice_content(info, names, photos, choices, host_i, misaligned, q_host, parts, rng, s)
     else:  # copy-move from the host itself
         content, region, info = _copy_content(host, region, info, area, misaligned, q_host, parts, rng, s)
     return _paste(host, content, region, feather, parts, rng, s)
 
 
-def _final_save(image: np.ndarray, parts: list[str], rng: np.random.Generator,
-                s: SyntheticSettings) -> tuple[bytes, str]:
-    """The global adjustment and the final save of ``(size, size, 3) uint8``: ``(file bytes, suffix)``."""
-    if rng.random() < s.global_adjust_fraction:
-        image = _colour_adjust(image, rng, 0.1)
-        parts.append("global-adjust")
+def _post_process(image: np.ndarray, mask: np.ndarray, parts: list[str], rng: np.random.Generator,
+                  post: PostSettings) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """What happens to a photo after it is made (:class:`PostSettings`): ``(image, mask, final
+    JPEG quality or None)``. Draws nothing when ``post.fraction`` is 0 (older datasets keep their bytes)."""
+    from weakloc import perturb
+
+    if post.fraction <= 0 or rng.random() >= post.fraction:
+        return image, mask, None
+    op = ("jpeg", "blur", "noise", "resize")[int(rng.integers(0, 4))]
+    if op == "jpeg":
+        q = int(rng.integers(post.quality_range[0], post.quality_range[1] + 1))
+        parts.append(f"post=jpeg q={q}")
+        return image, mask, q
+    if op == "blur":
+        k = post.blur_kernels[int(rng.integers(0, len(post.blur_kernels)))]
+        parts.append(f"post=blur k={k}")
+        return perturb.gaussian_blur(image, k), mask, None
+    if op == "noise":
+        variance = float(rng.uniform(*post.noise_range))
+        parts.append(f"post=noise var={variance:.2f}")
+        return perturb.gaussian_noise(image, variance, rng), mask, None
+    factor = float(rng.uniform(*post.resize_range))
+    parts.append(f"post=resize f={factor:.3f}")
+    image, mask = perturb.resize_pair(image, mask, factor)
+    return image, mask, None
+
+
+def _final_save(image: np.ndarray, parts: list[str], rng: np.random.Generator, s: SyntheticSettings,
+                quality: int | None = None) -> tuple[bytes, str]:
+    """The final save of ``(H, W, 3) uint8``: ``(file bytes, suffix)``; ``quality`` forces a JPEG at it."""
     buf = io.BytesIO()
-    if rng.random() < s.png_fraction:
+    if quality is None and rng.random() < s.png_fraction:
         Image.fromarray(image, mode="RGB").save(buf, format="PNG", compress_level=6)
         suffix = ".png"
         parts.append("final=png")
     else:
-        q3 = int(rng.integers(s.final_quality_range[0], s.final_quality_range[1] + 1))
+        q3 = quality if quality is not None else int(rng.integers(s.final_quality_range[0],
+                                                                  s.final_quality_range[1] + 1))
         sub = 2 if rng.random() < 0.7 else 0
         Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=q3, subsampling=sub)
         suffix = ".jpg"
@@ -606,27 +770,41 @@ def _final_save(image: np.ndarray, parts: list[str], rng: np.random.Generator,
     return buf.getvalue(), suffix
 
 
-def generate_sample(index: int, seed: int, settings: SyntheticSettings) -> SyntheticSample:
+def generate_sample(index: int, seed: int, settings: SyntheticSettings,
+                    photos: PhotoSet | None = None) -> SyntheticSample:
     """Generate image ``index`` of the dataset for ``seed`` (depends on nothing else).
 
-    The steps draw from one generator in a fixed order: the host view and its history, then
-    (manipulated) the region and the pasted content, then the final save.
+    ``photos``: the generator's photographs (default :func:`photo_set` of ``settings``; a
+    dataset split by photo or built from the Debian pool passes its own). The steps draw from
+    one generator in a fixed order: the host view and its history, then (manipulated) the
+    region and the pasted content, then the global adjustment, the post-processing and the
+    final save. With ``split_by: photo`` the image's split is fixed first (by its index) and
+    host and donor come from that split's photos; a training image is made at ``train_size``.
     """
     s = settings
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    names, photos = photo_set(s)
+    photos = photo_set(s) if photos is None else photos
+    split = photos.image_split(index, seed)
+    if split == "train" and s.train_size is not None:
+        s = dataclasses.replace(s, size=int(s.train_size))
+    choices = photos.choices(split)
+    names, images = photos.names, photos.images
     kind = sample_kind(index, s)
-    host_i = int(rng.integers(0, len(photos)))
-    host_view = _random_view_box(photos[host_i], s.size, rng)
+    host_i = choices[int(rng.integers(0, len(choices)))]
+    host_view = _random_view_box(images[host_i], s.size, rng)
     host, parts, q_host = _history(host_view[0], rng, s)
     parts.insert(0, f"photo={names[host_i]}")
     if kind != "authentic":
-        image, mask = _manipulate(kind, names, photos, host_i, host_view, host, q_host, parts, rng, s)
+        image, mask = _manipulate(kind, names, images, choices, host_i, host_view, host, q_host, parts, rng, s)
     else:
         image, mask = host, np.zeros((s.size, s.size), dtype=bool)
         parts.append("kind=authentic")
-    data, suffix = _final_save(image, parts, rng, s)
-    return SyntheticSample(data, suffix, mask, 0 if kind == "authentic" else 1, "; ".join(parts))
+    if rng.random() < s.global_adjust_fraction:
+        image = _colour_adjust(image, rng, 0.1)
+        parts.append("global-adjust")
+    image, mask, quality = _post_process(image, mask, parts, rng, s.post)
+    data, suffix = _final_save(image, parts, rng, s, quality)
+    return SyntheticSample(data, suffix, mask, 0 if kind == "authentic" else 1, "; ".join(parts), split)
 
 
 def sample_id(index: int) -> str:
@@ -634,11 +812,13 @@ def sample_id(index: int) -> str:
     return f"syn{index:05d}"
 
 
-def generate_synthetic(config: dict, out_dir: Path, progress: bool = True) -> list[dict]:
+def generate_synthetic(config: dict, out_dir: Path, progress: bool = True,
+                       pool_dir: str | Path | None = None) -> list[dict]:
     """Write every synthetic image and mask into ``out_dir/images`` and ``out_dir/masks``.
 
-    ``config`` is the validated study config (reads ``dataset.seed`` and
-    ``dataset.synthetic``). Returns manifest rows (without ``split``) with absolute paths.
+    ``config`` is the validated study config (reads ``dataset.seed``, ``dataset.splits`` and
+    ``dataset.synthetic``); ``pool_dir`` is the built photo pool (``photos: debian``). Returns
+    manifest rows with absolute paths; a row has ``split`` when the dataset is split by photo.
     """
     from tqdm import tqdm
 
@@ -646,18 +826,22 @@ def generate_synthetic(config: dict, out_dir: Path, progress: bool = True) -> li
 
     settings = SyntheticSettings.from_config(config)
     seed = int(config["dataset"]["seed"])
+    fractions = tuple(float(config["dataset"]["splits"][k]) for k in ("train", "val", "test", "holdout"))
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     rows = []
-    photo_set(settings)  # load (and check) the photos once, before the progress bar
+    photos = photo_set(settings, pool_dir, fractions, seed)  # load (and check) the photos before the progress bar
     for i in tqdm(range(settings.n_images), desc="synthetic images", unit="img", disable=not progress):
-        smp = generate_sample(i, seed, settings)
+        smp = generate_sample(i, seed, settings, photos)
         sid = sample_id(i)
         image_path = out_dir / "images" / f"{sid}{smp.suffix}"
         image_path.write_bytes(smp.data)
         mask_path = out_dir / "masks" / f"{sid}.png"
         write_mask(smp.mask, mask_path)
-        rows.append({"id": sid, "label": smp.label, "image": str(image_path), "mask": str(mask_path),
-                     "width": settings.size, "height": settings.size, "source": "synthetic: " + smp.recipe})
+        row = {"id": sid, "label": smp.label, "image": str(image_path), "mask": str(mask_path),
+               "width": int(smp.mask.shape[1]), "height": int(smp.mask.shape[0]), "source": "synthetic: " + smp.recipe}
+        if smp.split is not None:
+            row["split"] = smp.split
+        rows.append(row)
     return rows
