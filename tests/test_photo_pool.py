@@ -182,7 +182,8 @@ def tiny_pool(tmp_path, monkeypatch):
     """Two packages: one with a Qt bundle (two photos, a README), one with an EXIF-rotated JPEG."""
     import weakloc.datasets.photo_pool as pool
 
-    readme = b"Copyright: Ann\nLicense: CC0-1.0\nFiles: one.webp\n\nCopyright: Bob\nLicense: CC-BY-2.0\nFiles: two.png\n"
+    readme = (b"Copyright: Ann\nLicense: CC0-1.0\nFiles: one.webp\n\n"
+              b"Copyright: Bob\nLicense: CC-BY-2.0\nFiles: two.png\n")
     bundle = write_bundle({"app/resource/README": readme, "app/resource/one.webp": _encode(_photo(1), "WEBP"),
                            "app/resource/two.png": _encode(_photo(2), "PNG"),
                            "app/resource/skip.svg": b"<svg/>"}, compress=("app/resource/README",))
@@ -207,7 +208,8 @@ def test_survey_records_each_photo_with_its_licence(tiny_pool):
     rows, _packages, _folder, rotated = tiny_pool
     by_name = {r["name"]: r for r in rows}
     assert sorted(by_name) == ["cam-files/cam/IMG_1.jpg", "game-data/app/one.webp", "game-data/app/two.png"]
-    assert by_name["game-data/app/one.webp"]["licence"] == "CC0-1.0" and by_name["game-data/app/two.png"]["credit"] == "Bob"
+    assert by_name["game-data/app/one.webp"]["licence"] == "CC0-1.0"
+    assert by_name["game-data/app/two.png"]["credit"] == "Bob"
     assert by_name["cam-files/cam/IMG_1.jpg"]["licence"] == "CC-BY-SA-4.0"
     assert by_name["cam-files/cam/IMG_1.jpg"]["sha256"] == _sha(rotated)
 
