@@ -324,9 +324,13 @@ def test_post_processing_is_applied_in_both_classes_and_is_deterministic():
     assert not any("post=" in generate_sample(i, 0, plain).recipe for i in range(40))
 
 
-def test_train_size_needs_split_by_photo():
+def test_settings_that_cannot_work_are_refused_with_the_key():
     with pytest.raises(WeaklocError, match="train_size: needs split_by: photo"):
         SyntheticSettings.from_section(dict(size=64, train_size=32))
+    with pytest.raises(WeaklocError, match="post.blur_kernels: 4 is even"):
+        SyntheticSettings.from_section(dict(size=64, post={"blur_kernels": [3, 4]}))
+    with pytest.raises(WeaklocError, match="post.resize_range: minimum 0.9 is above maximum 0.5"):
+        SyntheticSettings.from_section(dict(size=64, post={"resize_range": [0.9, 0.5]}))
 
 
 def test_prepare_keeps_the_generators_splits(built_pool, tmp_path):

@@ -296,6 +296,9 @@ class PostSettings(Section):
                 raise WeaklocError(f"key dataset.synthetic.post.{key}: minimum {lo} is above maximum {hi}")
             object.__setattr__(self, key, (type(lo)(lo), type(hi)(hi)))
         object.__setattr__(self, "blur_kernels", tuple(int(k) for k in self.blur_kernels))
+        even = [k for k in self.blur_kernels if k % 2 == 0]
+        if even:
+            raise WeaklocError(f"key dataset.synthetic.post.blur_kernels: {even[0]} is even (a kernel size must be odd)")
 
 
 @dataclass(frozen=True)
