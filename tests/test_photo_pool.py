@@ -31,7 +31,7 @@ from weakloc.datasets.photo_pool import (
     survey,
 )
 from weakloc.datasets.qt_resources import read_bundle, write_bundle
-from weakloc.datasets.synthetic import PORTRAITS, SyntheticSettings, generate_sample, photo_set
+from weakloc.datasets.synthetic import SOURCE_PHOTOS, SyntheticSettings, generate_sample, photo_set
 from weakloc.errors import WeaklocError
 from weakloc.io import read_rgb
 from weakloc.manifest import read_manifest
@@ -274,11 +274,12 @@ def built_pool(tiny_pool, tmp_path):
                       packages=packages, progress=False)
 
 
-def test_pool_photo_set_adds_the_package_photos_without_portraits(built_pool):
+def test_pool_photo_set_adds_the_package_photos_and_no_portrait(built_pool):
     s = SyntheticSettings.from_section(dict(size=64, photos="debian"))
     photos = photo_set(s, built_pool)
     assert {"game-data/app/one.webp", "cam-files/cam/IMG_1.jpg", "chelsea", "china"} <= set(photos.names)
-    assert not set(PORTRAITS) & set(photos.names)
+    assert not {"astronaut", "grace_hopper"} & (set(photos.names) | {p.name for p in SOURCE_PHOTOS})
+    assert len(SOURCE_PHOTOS) == 10
     assert list(photos.names) == sorted(photos.names)
     with pytest.raises(WeaklocError, match="photos: debian needs the photo pool"):
         photo_set(s)

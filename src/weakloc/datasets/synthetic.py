@@ -6,7 +6,7 @@ needs nothing but installed packages, so the default study and the tests run any
 What it makes (one square ``size`` x ``size`` RGB image per index, plus an exact mask):
 
 - **Content.** Random rescaled crops (and horizontal flips) of the photographs in
-  :data:`SOURCE_PHOTOS` (scikit-image, scikit-learn and matplotlib sample data). The
+  :data:`SOURCE_PHOTOS` (scikit-image and scikit-learn sample data; no portraits). The
   rescale factor is never exactly 1, so whatever JPEG traces the source files carry are
   resampled away before the image's own history begins.
 - **Host history** (both classes, same distribution). The host is either never compressed
@@ -75,7 +75,7 @@ _MIDDLEBURY = "Middlebury 2014 stereo benchmark (research use, cite Scharstein e
 
 #: The photographs, by the package that ships them: (name, licence) each, in the generator's order.
 _PHOTOS_BY_PACKAGE: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("scikit-image", (("astronaut", "public domain (NASA)"), ("chelsea", "CC0 (Stefan van der Walt)"),
+    ("scikit-image", (("chelsea", "CC0 (Stefan van der Walt)"),
                       ("coffee", "CC0 (Rachel Michetti)"), ("rocket", "public domain (SpaceX)"),
                       ("motorcycle_left", _MIDDLEBURY), ("motorcycle_right", _MIDDLEBURY),
                       ("hubble_deep_field", "public domain (NASA)"),
@@ -83,7 +83,6 @@ _PHOTOS_BY_PACKAGE: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                       ("retina", "CC0 (Mikael Haggstrom, Wikimedia Commons)"))),
     ("scikit-learn", (("china", "CC-BY 2.0 (danielbuechele on Flickr)"),
                       ("flower", "CC-BY 2.0 (vultilion on Flickr)"))),
-    ("matplotlib", (("grace_hopper", "public domain (US Navy)"),)),
 )
 
 SOURCE_PHOTOS: tuple[SourcePhoto, ...] = tuple(
@@ -100,11 +99,6 @@ def _load_source(name: str) -> np.ndarray:
         from sklearn.datasets import load_sample_image
 
         return load_sample_image(f"{name}.jpg")
-    if name == "grace_hopper":
-        import matplotlib.cbook
-
-        with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
-            return np.asarray(img.convert("RGB"))
     from skimage import data
 
     return getattr(data, name)()
@@ -150,10 +144,6 @@ def _folder_photos(folder: str, size: int) -> tuple[tuple[str, ...], tuple[Image
 @functools.lru_cache(maxsize=4)
 def _folder_photos_cached(folder: str, size: int, stamp: tuple) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
     return _folder_photos(folder, size)
-
-
-#: Package photos of identifiable people: never in the photo pool (shared/design/PHOTOS.md).
-PORTRAITS = ("astronaut", "grace_hopper")
 
 
 @dataclass(frozen=True)
@@ -222,14 +212,14 @@ def _pool_photos(folder: str, stamp: tuple) -> tuple[tuple[str, ...], tuple[Imag
 
 def pool_photo_set(pool_dir: str | Path) -> tuple[tuple[str, ...], tuple[Image.Image, ...]]:
     """The Debian photo pool built in ``pool_dir`` (:func:`weakloc.datasets.photo_pool.build_pool`)
-    and the package photos of :data:`SOURCE_PHOTOS` without :data:`PORTRAITS`, sorted by name."""
+    and the package photos of :data:`SOURCE_PHOTOS`, sorted by name."""
     root = Path(pool_dir).expanduser()
     if not (root / "attribution.csv").is_file():
         raise WeaklocError(f"{root}: not a photo pool folder (no attribution.csv); build it with "
                            f"`weakloc data photos --out {root}`")
     stamp = (root / "attribution.csv").stat().st_mtime_ns
     names, images = _pool_photos(str(root.resolve()), (stamp,))
-    own = [(p.name, img) for p, img in zip(SOURCE_PHOTOS, source_images(), strict=True) if p.name not in PORTRAITS]
+    own = list(zip((p.name for p in SOURCE_PHOTOS), source_images(), strict=True))
     both = sorted(list(zip(names, images, strict=True)) + own, key=lambda item: item[0])
     return tuple(n for n, _ in both), tuple(i for _, i in both)
 
