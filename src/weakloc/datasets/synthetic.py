@@ -288,7 +288,7 @@ class PostSettings(Section):
         object.__setattr__(self, "blur_kernels", tuple(int(k) for k in self.blur_kernels))
         even = [k for k in self.blur_kernels if k % 2 == 0]
         if even:
-            raise WeaklocError(f"key dataset.synthetic.post.blur_kernels: {even[0]} is even (a kernel size must be odd)")
+            raise WeaklocError(f"key dataset.synthetic.post.blur_kernels: {even[0]} is even (kernel sizes are odd)")
 
 
 @dataclass(frozen=True)
