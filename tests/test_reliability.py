@@ -219,8 +219,9 @@ def test_a_killed_job_resumes_with_what_it_had_and_ends_identical(tmp_path, step
 # ----------------------------------------------------------------------------- the rules
 
 def _planned_commands(configfile: str) -> list[list[str]]:
-    """Every `weakloc` command the dry run of the whole DAG would execute, as argv lists."""
-    proc = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--configfile", configfile],
+    """Every `weakloc` command the dry run of the whole DAG would execute, as argv lists
+    (``configfile``: one file, or several separated by spaces, the later ones overriding)."""
+    proc = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--configfile", *configfile.split()],
                           cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cmds = []
@@ -235,7 +236,7 @@ def _planned_commands(configfile: str) -> list[list[str]]:
     return cmds
 
 
-@pytest.mark.parametrize("configfile", ["configs/smoke.yaml", "config.yaml"])
+@pytest.mark.parametrize("configfile", ["configs/smoke.yaml", "config.yaml", "config.yaml configs/pool.yaml"])
 def test_every_rule_passes_every_config_section_its_command_reads(configfile):
     """A command gets only its declared sections; the rule must pass exactly those (no silent defaults)."""
     parser = build_parser()

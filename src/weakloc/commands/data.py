@@ -37,10 +37,8 @@ def _prepare(args: argparse.Namespace) -> int:
 def _photos(args: argparse.Namespace) -> int:
     from weakloc.datasets.photo_pool import build_pool, default_cache_dir, pool_rows
 
-    config = config_from_args(args)
-    deb_dir = args.deb_dir or config["dataset"]["synthetic"]["deb_dir"]
     cache = args.cache or default_cache_dir()
-    out = build_pool(args.out, cache_dir=cache, deb_dir=deb_dir)
+    out = build_pool(args.out, cache_dir=cache, deb_dir=args.deb_dir)
     print(f"photo pool: {len(pool_rows())} photos and attribution.csv in {out} (cache: {cache})", file=sys.stderr)
     return 0
 
@@ -76,7 +74,6 @@ def register(subparsers) -> None:
                     "photos and attribution.csv into DIR (docs/datasets.md, 'Photo pool').")
     add_out(p, "DIR", "output folder (data/photos/debian)")
     p.add_argument("--deb-dir", metavar="DIR", help="folder of .deb files to use instead of apt-get "
-                                                    "(overrides dataset.synthetic.deb_dir)")
+                                                    "(the workflow passes dataset.synthetic.deb_dir)")
     p.add_argument("--cache", metavar="DIR", help="where fetched packages and photos are kept "
                                                   "(default $WEAKLOC_CACHE or ~/.cache/weakloc)")
-    add_config_options(p, sections=('dataset',))
