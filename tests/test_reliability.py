@@ -62,7 +62,7 @@ GOOD = "a1,test,1,images/a1.jpg,masks/a1.png,8,8,x"
     ("a1,test,0,images/b.jpg,,8,8,x", r"line 3: duplicate id 'a1' \(first on line 2\)"),
     ("b2,test,yes,images/b.jpg,,8,8,x", r"line 3: label 'yes' is not 0 \(authentic\) or 1"),
     ("b2,test,2,images/b.jpg,,8,8,x", r"line 3: label '2' is not 0"),
-    ("b2,holdout,1,images/b.jpg,,8,8,x", r"line 3: unknown split 'holdout'"),
+    ("b2,training,1,images/b.jpg,,8,8,x", r"line 3: unknown split 'training'"),
     ("b2,test,1,,,8,8,x", r"line 3: empty image path"),
 ])
 def test_manifest_rows_are_validated_in_one_place(tmp_path, row, message):

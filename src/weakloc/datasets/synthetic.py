@@ -551,7 +551,7 @@ class SyntheticSample:
 
     data: bytes
     suffix: str  # ".jpg" or ".png"
-    mask: np.ndarray  # (size, size) bool
+    mask: np.ndarray  # (H, W) bool: (size, size), or smaller after a post-processing downscale
     label: int
     recipe: str
     split: str | None = None  # set when the dataset is split by photo
