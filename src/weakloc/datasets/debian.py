@@ -12,7 +12,6 @@ before the archive is opened, and a checked file is kept in the cache folder.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path, file_sha256
 
 AR_MAGIC = b"!<arch>\n"
 
@@ -43,14 +43,6 @@ class DebPackage:
     @property
     def spec(self) -> str:
         return f"{self.name}={self.version}"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def ar_members(data: bytes, where: str) -> dict[str, bytes]:
@@ -103,11 +95,10 @@ def read_member(tar: tarfile.TarFile, member: str, where: str) -> bytes:
 
 def _checked_copy(src: Path, pkg: DebPackage, dest: Path) -> Path | None:
     """Copy ``src`` to ``dest`` (atomically) when its sha256 is the pin's; None when it is another file."""
-    if sha256_of(src) != pkg.sha256:
+    if file_sha256(src) != pkg.sha256:
         return None
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
     return dest
 
 
@@ -121,7 +112,7 @@ def fetch_deb(pkg: DebPackage, cache_dir: str | Path, deb_dir: str | Path | None
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     dest = cache_dir / pkg.filename
-    if dest.is_file() and sha256_of(dest) == pkg.sha256:
+    if dest.is_file() and file_sha256(dest) == pkg.sha256:
         return dest
     how = (f"download {pkg.filename} (sha256 {pkg.sha256[:12]}...) by hand and put it in the folder "
            f"named by dataset.synthetic.deb_dir")

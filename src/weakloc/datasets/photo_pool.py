@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import hashlib
 import io
 import os
 import posixpath
@@ -34,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weakloc.errors import WeaklocError
+from weakloc.io import atomic_path, file_sha256
 
-from .debian import DebPackage, data_tar, fetch_deb, read_member, sha256_of
+from .debian import DebPackage, data_tar, fetch_deb, read_member
 from .qt_resources import read_bundle
 
 #: The shipped list of photos (written by :func:`survey`).
@@ -197,7 +199,7 @@ def _desktop_licence(text: str) -> tuple[str, str, str]:
 
 def _resource_root(path: str) -> str:
     """The part of a GCompris bundle path below ``.../resource/`` (the path itself when there is none)."""
-    head, sep, tail = path.partition("/resource/")
+    _, sep, tail = path.partition("/resource/")
     return tail if sep else path
 
 
@@ -222,13 +224,15 @@ def survey(deb_files: dict[str, Path], out_csv: Path = POOL_CSV) -> list[dict]:
     bytes, and its ``licence``, ``credit`` and ``source`` records. Returns the rows.
     """
     rows: list[dict] = []
-    tars = {}
+    tars = {}  # each package checked and opened once, however many selections read it
     for sel in SELECTIONS:
         pkg = PACKAGES[sel.package]
         path = deb_files[sel.package]
-        if sha256_of(path) != pkg.deb.sha256:
-            raise WeaklocError(f"{path}: not the pinned {pkg.deb.spec} (sha256 differs)")
-        tar = tars.setdefault(sel.package, data_tar(path))
+        if sel.package not in tars:
+            if file_sha256(path) != pkg.deb.sha256:
+                raise WeaklocError(f"{path}: not the pinned {pkg.deb.spec} (sha256 differs)")
+            tars[sel.package] = data_tar(path)
+        tar = tars[sel.package]
         members = sorted(m.name for m in tar.getmembers()
                          if m.isfile() and fnmatch.fnmatchcase(m.name, sel.member))
         if not members:
@@ -262,18 +266,14 @@ def survey(deb_files: dict[str, Path], out_csv: Path = POOL_CSV) -> list[dict]:
 
 
 def _sha256_bytes(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
 def _write_csv(rows: list[dict], path: Path, columns: tuple[str, ...] = POOL_COLUMNS) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
 
 
 def pool_rows(csv_path: Path = POOL_CSV) -> list[dict]:
@@ -315,10 +315,15 @@ def decode_photo(data: bytes, name: str):
         raise WeaklocError(f"{name}: unreadable photo ({exc})") from None
 
 
-def _photo_file_name(row: dict, data: bytes) -> str:
+def _is_raw(row: dict) -> bool:
+    """Whether a photo is raw pixel data (SciPy's ``face.dat``), written as PNG, not as its bytes."""
+    return row["name"].endswith(".dat")
+
+
+def _photo_file_name(row: dict) -> str:
     """The pool folder's file name of a photo: its name with '/' as '__' (PNG for raw data)."""
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", row["name"].replace("/", "__"))
-    return stem.rsplit(".", 1)[0] + ".png" if row["name"].endswith(".dat") else stem
+    return stem.rsplit(".", 1)[0] + ".png" if _is_raw(row) else stem
 
 
 def build_pool(out_dir: str | Path, cache_dir: str | Path | None = None, deb_dir: str | Path | None = None,
@@ -356,8 +361,8 @@ def build_pool(out_dir: str | Path, cache_dir: str | Path | None = None, deb_dir
                 raise WeaklocError(f"{photo_cache / row['sha256']}: cached photo {row['name']} fails its sha256; "
                                    f"delete it and rerun")
             image = decode_photo(data, row["name"])
-            file_name = _photo_file_name(row, data)
-            if file_name.endswith(".png") and row["name"].endswith(".dat"):
+            file_name = _photo_file_name(row)
+            if _is_raw(row):
                 image.save(tmp / file_name, format="PNG")
             else:
                 (tmp / file_name).write_bytes(data)
@@ -383,10 +388,9 @@ def _extract_package(package: str, rows: list[dict], pkg: PoolPackage, deb_cache
                 raise WeaklocError(f"{deb}:{row['member']}: no entry {row['entry']} (photo {row['name']})")
         else:
             data = read_member(tar, row["member"], str(deb))
-        if _sha256_bytes(data) != row["sha256"]:
-            raise WeaklocError(f"{deb}: photo {row['name']} has sha256 {_sha256_bytes(data)[:12]}..., "
+        digest = _sha256_bytes(data)
+        if digest != row["sha256"]:
+            raise WeaklocError(f"{deb}: photo {row['name']} has sha256 {digest[:12]}..., "
                                f"pinned {row['sha256'][:12]}...")
-        target = photo_cache / row["sha256"]
-        part = target.with_name(target.name + ".part")
-        part.write_bytes(data)
-        part.replace(target)
+        with atomic_path(photo_cache / digest) as tmp:
+            tmp.write_bytes(data)

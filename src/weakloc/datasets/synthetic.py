@@ -186,12 +186,13 @@ def photo_splits(names: tuple[str, ...], fractions: tuple[float, float, float], 
         raise WeaklocError(f"key dataset.synthetic.split_by: splitting {len(names)} photos by photo needs at least "
                            f"2 per split with a non-zero fraction")
     order = sorted(range(len(names)), key=lambda i: hashlib.sha256(f"{int(seed)}:{names[i]}".encode()).hexdigest())
-    counts = [max(2, int(round(f * len(names)))) if w else 0 for f, w in zip(fractions, wanted, strict=True)]
-    counts[0] = len(names) - counts[1] - counts[2] if wanted[0] else 0
-    if wanted[0] and counts[0] < 2:
+    n_val, n_test = (max(2, int(round(f * len(names)))) if w else 0 for f, w in zip(fractions[1:], wanted[1:],
+                                                                                    strict=True))
+    n_train = len(names) - n_val - n_test if wanted[0] else 0  # train takes what val and test leave
+    if wanted[0] and n_train < 2:
         raise WeaklocError(f"key dataset.synthetic.split_by: {len(names)} photos are too few to split by photo")
     out = [""] * len(names)
-    labels = ["train"] * counts[0] + ["val"] * counts[1] + ["test"] * (len(names) - counts[0] - counts[1])
+    labels = ["train"] * n_train + ["val"] * n_val + ["test"] * (len(names) - n_train - n_val)
     for rank, i in enumerate(order):
         out[i] = labels[rank]
     return tuple(out)
