@@ -64,10 +64,17 @@ def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...
     parser.set_defaults(config_sections=sections)
 
 
-def add_manifest_options(parser: argparse.ArgumentParser, action: str) -> None:
-    """``--manifest CSV`` (required) and ``--split`` (default test): the images a step runs on."""
+def add_manifest_options(parser: argparse.ArgumentParser, action: str, several: tuple[str, ...] = ()) -> None:
+    """``--manifest CSV`` (required) and ``--split`` (default test): the images a step runs on.
+
+    ``several``: the step takes one split or more (``--split test holdout``), these by default.
+    """
     parser.add_argument("--manifest", required=True, metavar="CSV", help="manifest.csv of a prepared dataset")
-    parser.add_argument("--split", default="test", choices=SPLITS, help=f"split to {action} (default: test)")
+    if several:
+        parser.add_argument("--split", nargs="+", default=list(several), choices=SPLITS, metavar="SPLIT",
+                            help=f"split(s) to {action} (default: {' '.join(several)})")
+    else:
+        parser.add_argument("--split", default="test", choices=SPLITS, help=f"split to {action} (default: test)")
 
 
 def config_from_args(args: argparse.Namespace) -> dict:

@@ -15,9 +15,9 @@ import argparse
 import json
 import sys
 
-from weakloc.commands import add_command, add_config_options, add_input, add_out, config_from_args
+from weakloc.commands import add_command, add_config_options, add_input, add_manifest_options, add_out, config_from_args
 from weakloc.config import PIPELINE_SECTIONS
-from weakloc.manifest import DETECTION_SPLITS, SPLITS
+from weakloc.manifest import DETECTION_SPLITS
 
 
 def _report_training(summary: dict, args: argparse.Namespace) -> int:
@@ -109,9 +109,7 @@ def register(subparsers) -> None:
                     "Score every image of the split at full resolution; write id,label,score (probability) "
                     "to the scores CSV and image-level AUC, accuracy and F1 (threshold evaluate.threshold) "
                     "to the metrics JSON.")
-    p.add_argument("--manifest", required=True, metavar="CSV", help="manifest.csv of a prepared dataset")
-    p.add_argument("--split", nargs="+", default=list(DETECTION_SPLITS), choices=SPLITS, metavar="SPLIT",
-                   help=f"split(s) to score (default: {' '.join(DETECTION_SPLITS)})")
+    add_manifest_options(p, "score", several=DETECTION_SPLITS)
     add_input(p, "--checkpoint", "trained WCBnet checkpoint", metavar="CKPT")
     p.add_argument("--scores", required=True, metavar="CSV", help="output: id,label,score")
     p.add_argument("--metrics", required=True, metavar="JSON", help="output: image-level metrics")
