@@ -70,7 +70,8 @@ OURS_SCRIPT = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from weakloc.localize import Localizer, write_image_outputs
+from weakloc.localize import write_image_outputs
+from weakloc.pipeline import Localizer, default_threads
 from weakloc.io import list_images
 from weakloc.commands import config_from_args
 import argparse
@@ -78,14 +79,13 @@ src, out, ckpt = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 cfg_path, cfg_json = sys.argv[4] or None, sys.argv[5] or None
 # no --config/--config-json: None, as `weakloc localize` does (the checkpoint's stored settings)
 config = config_from_args(argparse.Namespace(config=cfg_path, config_json=cfg_json)) if cfg_path or cfg_json else None
-from weakloc.localize import default_threads
 loc = Localizer(ckpt, config, threads=default_threads(True))
 paths = list_images([src])
 loc(paths[0])  # warm-up
 times = {}
 for p in paths:
     t, c = time.perf_counter(), time.process_time()
-    res, rgb = loc.localize(p)
+    res, rgb = loc.run(p)
     write_image_outputs(out, p.stem, res, rgb, p)
     times[p.name] = (time.perf_counter() - t, time.process_time() - c)
 print(json.dumps({"per_image": times, "in_process": time.perf_counter() - t0}))

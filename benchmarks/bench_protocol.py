@@ -60,9 +60,9 @@ def main() -> None:
     from weakloc.baselines import baseline_map
     from weakloc.cams import block_maps
     from weakloc.config import validate_config
-    from weakloc.localize import build_segmenters, localize_image
     from weakloc.peer_rules import edgecam_vote, sepl_select
     from weakloc.perturb import perturb_sample
+    from weakloc.pipeline import Localizer
     from weakloc.wcbnet import build_wcbnet, load_checkpoint, save_checkpoint
 
     torch.set_num_threads(args.threads)
@@ -86,14 +86,12 @@ def main() -> None:
         for kind, level in (("jpeg", 70), ("blur", 7), ("noise", 7), ("resize", 0.5)):
             per[f"perturb {kind}"] = best_of(lambda k=kind, v=level: [perturb_sample(r, mask, k, v, rng) for r in rgbs],
                                              args.repeats) / n
-        segs = build_segmenters(cfg["robustness"]["segmenters"], cfg)
-        fusion = cfg["fusion"]["methods"][0]
-        per["robustness pipeline"] = best_of(lambda: [localize_image(r, model, meta, cfg, fusion, segs) for r in rgbs],
-                                             args.repeats) / n
+        localizer = Localizer.from_model(model, meta, cfg, segmenters=cfg["robustness"]["segmenters"])
+        per["robustness pipeline"] = best_of(lambda: [localizer(r) for r in rgbs], args.repeats) / n
         per["block maps (cams, detect)"] = best_of(
             lambda: [block_maps(model, meta, r, cfg["cams"]["method"], cfg["cams"]["max_side"]) for r in rgbs],
             args.repeats) / n
-        slic = build_segmenters(["slic"], cfg)[0]
+        slic = Localizer.from_model(model, meta, cfg, segmenters=["slic"]).segmenters[0]
         parts = [slic(r) for r in rgbs]
         per["slic"] = best_of(lambda: [slic(r) for r in rgbs], args.repeats) / n
         coarse = [rng.random(mask.shape).astype(np.float32) for _ in rgbs]

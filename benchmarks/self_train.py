@@ -84,9 +84,9 @@ from weakloc.config import load_config
 from weakloc.decision import apply_decision, with_rule
 from weakloc.intervals import standard_error
 from weakloc.io import orient_array, quantize_prob, read_mask, read_rgb_stored
-from weakloc.localize import detector_maps
 from weakloc.manifest import read_manifest
 from weakloc.metrics import ScoreHistogram, f1_from_counts, histogram_metrics, summarize_localization
+from weakloc.pipeline import Localizer
 from weakloc.refinement import refine_with_config
 from weakloc.runtime import resolve_device, set_threads
 from weakloc.segmenters import build_segmenter
@@ -213,9 +213,9 @@ def refine_sections(config: dict) -> dict[str, dict]:
 def coarse_map(model, meta: dict, images: Images, i: int, config: dict) -> tuple[np.ndarray, float]:
     """Image ``i``'s fused map (8-bit, displayed orientation) and its image probability."""
     sel = scale_error_diff(images.sels[i], float(meta["config"]["sel"]["scale"]))
-    prob, _, fused = detector_maps(images.stored[i], images.orientations[i], model, meta, config,
-                                   config["fusion"]["methods"][0], sel=sel)
-    return quantize_prob(fused), float(prob)
+    det = Localizer.from_model(model, meta, config, segmenters=[]).detect(images.stored[i], images.orientations[i],
+                                                                         sel=sel)
+    return quantize_prob(det.coarse), det.score
 
 
 def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, desc: str):

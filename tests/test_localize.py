@@ -373,35 +373,30 @@ def test_score_reads_the_localize_folder_without_flags(mixed_folder, checkpoint,
 # --------------------------------------------------------------------------- speed levers change nothing else
 
 def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoint, tmp_path):
-    """The CLI segments in a worker thread beside the detector and reads ahead: same bytes as one
-    thread doing each step in turn."""
-    from weakloc.io import quantize_prob, read_rgb_stored
-    from weakloc.localize import build_segmenters, localize_image
-    from weakloc.wcbnet import load_checkpoint
+    """The CLI reads ahead, detects, and segments the previous image in worker threads: same bytes
+    as one thread doing each stage in turn (Localizer.run)."""
+    from weakloc.pipeline import Localizer
 
     folder, _ = mixed_folder
     out = tmp_path / "out"
     assert main(["localize", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--segmenter", "slic",
                  "felzenszwalb"]) == 1  # the two bad files
-    config = validate_config({})
-    model, meta = load_checkpoint(checkpoint)
-    segs = build_segmenters(["slic", "felzenszwalb"], config)
+    reference = Localizer(checkpoint, segmenters=["slic", "felzenszwalb"])
     for r in csv.DictReader(open(out / "scores.csv")):
-        stored, orientation = read_rgb_stored(r["input"])
-        score, prob = localize_image(stored, model, meta, config, "attention", segs, orientation)
-        np.testing.assert_array_equal(read_prob(out / r["prob"]), quantize_prob(prob))
-        assert r["score"] == f"{score:.6f}"
+        res, _ = reference.run(r["input"])
+        np.testing.assert_array_equal(read_prob(out / r["prob"]), res.prob)
+        assert r["score"] == f"{res.score:.6f}"
 
 
 def test_segment_max_side_maps_a_valid_partition_back(checkpoint, tmp_path):
-    from weakloc.localize import segment_image
+    from weakloc.pipeline import segment_image
     from weakloc.segmenters import build_segmenter
     from weakloc.segmenters.partition import finalize_partition
 
     rgb = photo(150, 230, 4)
     seg = build_segmenter("slic", {})
-    full, = segment_image(rgb, [seg])
-    small, = segment_image(rgb, [seg], max_side=100)
+    full, = segment_image(rgb, [seg], None, None)
+    small, = segment_image(rgb, [seg], 100, None)
     np.testing.assert_array_equal(full, seg(rgb))  # off (None): full resolution, unchanged
     assert small.shape == (150, 230) and small.dtype == np.int32
     ids = np.unique(small)

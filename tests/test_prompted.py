@@ -85,13 +85,13 @@ def test_real_prompted_sam_segments_the_prompted_object(mobile_sam_weights):
         seg.masks(rgb, c[:60])
 
 
-def test_localize_image_hands_the_fused_map_to_a_map_prompted_segmenter(tmp_path):
+def test_localizer_hands_the_fused_map_to_a_map_prompted_segmenter(tmp_path, monkeypatch):
     import torch
 
     from weakloc.cams import block_maps
     from weakloc.config import validate_config
     from weakloc.fusion import fuse_with_config
-    from weakloc.localize import localize_image
+    from weakloc.pipeline import Localizer
     from weakloc.wcbnet import build_wcbnet, load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
@@ -110,7 +110,9 @@ def test_localize_image_hands_the_fused_map_to_a_map_prompted_segmenter(tmp_path
             part[:, 32:] = 1
             return part
 
-    _, prob = localize_image(rgb, model, meta, cfg, "attention", [Prompted()])
+    monkeypatch.setattr("weakloc.segmenters.build_segmenter", lambda name, settings: Prompted())
+    cfg["localize"]["regions"] = "all"  # segment whatever the verdict
+    prob = Localizer.from_model(model, meta, cfg, segmenters=["sam_prompt"])(rgb).prob
     bm = block_maps(model, meta, rgb, cfg["cams"]["method"], cfg["cams"]["max_side"])
     assert len(seen) == 1 and np.allclose(seen[0], fuse_with_config(bm.maps, "attention", bm.weights, cfg))
     assert prob.shape == (48, 64)

@@ -59,7 +59,7 @@ def test_unknown_device_names_are_refused_with_the_choices(with_cuda, name):
 
 def test_callers_use_the_one_resolver(no_cuda, tmp_path):
     from weakloc.detection import score_images
-    from weakloc.localize import Localizer
+    from weakloc.pipeline import Localizer
 
     with pytest.raises(WeaklocError, match=r"^key train\.device: cuda requested"):
         score_images(torch.nn.Identity(), {"config": {"sel": {}}}, [], device="cuda")

@@ -13,7 +13,7 @@ __all__ = ["Localizer", "Localization", "__version__"]
 def __getattr__(name: str):
     # Imported on first use, so that `import weakloc` (and the CLI's start-up) stays free of torch.
     if name in ("Localizer", "Localization"):
-        from weakloc import localize
+        from weakloc import pipeline
 
-        return getattr(localize, name)
+        return getattr(pipeline, name)
     raise AttributeError(f"module 'weakloc' has no attribute {name!r}")

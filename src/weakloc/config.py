@@ -97,7 +97,7 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
 
 #: The sections that turn an image into maps, masks and a verdict (what ``weakloc localize`` runs).
 #: ``weakloc train`` stores the study's values of them in the checkpoint (``meta["pipeline"]``), so
-#: :class:`weakloc.localize.Localizer` with no config runs the pipeline of the study that trained it.
+#: :class:`weakloc.pipeline.Localizer` with no config runs the pipeline of the study that trained it.
 PIPELINE_SECTIONS = ("cams", "fusion", "segmenters", "refine", "localize")
 
 

@@ -5,7 +5,7 @@ server; the images are the run's own files, referenced relative to the page, so 
 can be moved or copied as a whole. Per image: the photo (``<id>_photo.jpg``), the overlay
 and the mask, the image score and the verdict. At the top: the checkpoint, the operating
 point of the verdict (and whether it was chosen on validation data or is the 0.5 fallback),
-the run's settings and any file that could not be read.
+the run's settings, its seconds per image by stage and any file that could not be read.
 
 Sorting: the page is written most suspicious first; buttons re-sort it by score (either
 way) or by name, and the order is kept in the address's fragment, so ``index.html#sort=score-asc``,
@@ -101,6 +101,20 @@ def _card(row: dict) -> str:
             f'<div class="row">{figures}</div></article>')
 
 
+def _timing_text(timing: dict | None) -> str:
+    """This run's seconds per image by stage (``run.json``'s ``timing``)."""
+    if not timing:
+        return "not recorded"
+    if not timing["images_computed"]:
+        return f"every image from an earlier run ({timing['images_resumed']}); nothing computed"
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in timing["seconds_per_image"].items())
+    text = (f"{timing['wall_seconds_per_image']:.2f} s per image over {timing['images_computed']} computed "
+            f"(by stage, s: {stages}; segmented {timing['images_segmented']} of {timing['images_computed']})")
+    if timing["images_resumed"]:
+        text += f"; {timing['images_resumed']} from an earlier run"
+    return _e(text)
+
+
 def gallery_html(rows: list[dict], run: dict) -> str:
     """The page for ``rows`` (``localize``'s per-image rows) and ``run`` (its ``run.json``)."""
     ckpt = run["checkpoint"]
@@ -115,7 +129,9 @@ def gallery_html(rows: list[dict], run: dict) -> str:
         op_text = (f'<span class="warn">score &gt; {op["threshold"]:.2f}: this checkpoint stores no '
                    "operating point chosen on validation data, so the verdict uses the 0.5 fallback</span>")
     val_auc = meta.get("val_auc")
-    facts = [("checkpoint", _e(ckpt["path"])),
+    model = _e(ckpt["path"]) + (" (the released model that ships with weakloc, docs/model-card.md)"
+                                 if ckpt.get("release") else "")
+    facts = [("checkpoint", model),
              ("trained", "not recorded in the checkpoint" if meta.get("epoch") is None else
               f"best epoch {_e(meta['epoch'])}, validation AUC {'n/a' if val_auc is None else f'{val_auc:.4f}'}"),
              ("verdict", op_text),
@@ -125,6 +141,7 @@ def gallery_html(rows: list[dict], run: dict) -> str:
              ("settings", f"from {_e(run.get('settings_from', 'not recorded'))}"),
              ("images", f"{len(rows)} localized" + (f', <span class="fail">{len(run["failures"])} could not be '
                                                      "read</span>" if run["failures"] else "")),
+             ("time", _timing_text(run.get("timing"))),
              ("weakloc", _e(run.get("weakloc", "")))]
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     failures = "".join(f'<li class="fail">{_e(f)}</li>' for f in run["failures"])

@@ -8,8 +8,8 @@ so the level ``none`` reproduces the scores of the same maps written to disk.
 
 Methods:
 
-- ``pipeline``: the default pipeline of ``weakloc localize`` (:func:`weakloc.localize.localize_image`):
-  the first of ``fusion.methods`` refined with ``robustness.segmenters`` (default SLIC);
+- ``pipeline``: the pipeline of ``weakloc localize`` (:class:`weakloc.pipeline.Localizer`, maps in
+  8 bits): the first of ``fusion.methods`` refined with ``robustness.segmenters`` (default SLIC);
 - ``baseline-<name>``: a classic detector (:func:`weakloc.baselines.baseline_map`).
 
 Output JSON: ``{"level", "kind", "value", "n_images", "methods": {method: summary}}``.
@@ -46,15 +46,15 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
     rows = masked_rows(manifest, split)
     threshold = config["evaluate"]["threshold"]
     methods: dict[str, list[ScoreHistogram]] = {}
-    model = meta = segs = fusion = None
+    localizer = None
     if checkpoint is not None:
-        fusion = config["fusion"]["methods"][0]
-        from weakloc.localize import build_segmenters
+        from weakloc.pipeline import Localizer
         from weakloc.runtime import resolve_device
         from weakloc.wcbnet import load_checkpoint
 
         model, meta = load_checkpoint(checkpoint, map_location=resolve_device("auto"))
-        segs = build_segmenters(config["robustness"]["segmenters"], config)
+        localizer = Localizer.from_model(model, meta, config, segmenters=config["robustness"]["segmenters"],
+                                         checkpoint=checkpoint)
         methods["pipeline"] = []
     baselines = list(baselines or [])
     for b in baselines:
@@ -65,14 +65,11 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
     for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"robustness {level}", unit="img",
                     disable=not progress):
         mask = read_mask(row.mask)
-        if model is not None:
-            from weakloc.localize import localize_image
-
+        if localizer is not None:
             rgb = read_rgb(row.image)
             if rgb.shape[:2] != mask.shape:
                 raise WeaklocError(f"{row.mask}: mask size differs from its image {row.image}")
-            _, prob = localize_image(rgb, model, meta, config, fusion, segs)
-            methods["pipeline"].append(ScoreHistogram.from_maps(_quantised(prob), mask))
+            methods["pipeline"].append(ScoreHistogram.from_maps(localizer(rgb).prob, mask))
         for b in baselines:
             from weakloc.baselines import baseline_map
 
@@ -88,8 +85,8 @@ def score_level(manifest: str | Path, level: str, config: dict, checkpoint: str 
         summaries[name] = s
     out = {"level": level, "kind": kind, "value": value, "n_images": len(rows), "threshold": threshold,
            "methods": summaries}
-    if model is not None:
-        out["pipeline"] = {"fusion": fusion, "segmenters": list(config["robustness"]["segmenters"])}
+    if localizer is not None:
+        out["pipeline"] = {"fusion": localizer.fusion, "segmenters": localizer.segmenter_names}
     return out
 
 

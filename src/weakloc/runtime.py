@@ -1,7 +1,7 @@
 """Where and how the networks run: device choice, mixed precision, CPU threads, batching.
 
 The one device resolver of the package is :func:`resolve_device`: training, detection, the
-:class:`weakloc.localize.Localizer`, the CAM step and the neural segmenters all call it, so a
+:class:`weakloc.pipeline.Localizer`, the CAM step and the neural segmenters all call it, so a
 setting means the same everywhere (``auto`` -> CUDA when available, else the CPU).
 :func:`image_logits` scores full-resolution SELs with a WCBnet, batching images of equal size
 (:func:`size_batches`); training uses it for validation, detection for scoring.

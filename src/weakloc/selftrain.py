@@ -7,10 +7,10 @@ WCBnet ``checkpoints/<dataset>/seed<s>/wcbnet.pt``, round r's the student of rou
 
 1. **Pseudo-masks** (``weakloc pseudo-masks``, :func:`write_pseudo_masks`) of the TRAIN split
    (all of it, or a seeded class-balanced subset of ``selftrain.max_images``): the teacher's
-   own pipeline on each image as stored (the SEL's coordinates), as :mod:`weakloc.localize`
-   runs it: block maps (``cams``), the first ``fusion.methods``, the partition of
-   ``selftrain.segmenter`` (computed here) and the ``refine`` section as configured, its
-   decision rule included. Three-way pixel labels (:data:`weakloc.training.PIXEL_IGNORE`,
+   own pipeline on each image as stored (the SEL's coordinates), :class:`weakloc.pipeline.Localizer`:
+   block maps (``cams``), the first ``fusion.methods``, the partition of ``selftrain.segmenter``
+   (computed here) and the ``refine`` section as configured, its decision rule included.
+   Three-way pixel labels (:data:`weakloc.training.PIXEL_IGNORE`,
    ``PIXEL_BACKGROUND``, ``PIXEL_FOREGROUND``; :func:`pseudo_label`): an authentic image is
    background everywhere (an exact label, free); a manipulated one is foreground inside the
    teacher's mask, background outside it where the fused map is below the image's median
@@ -102,18 +102,19 @@ def pseudo_rows(manifest: str | Path, max_images: int | None, seed: int) -> pd.D
     return balanced_subset(df, max_images, np.random.default_rng([int(seed), 104729]))
 
 
-def teacher_labels(stored: np.ndarray, label: int, model, meta: dict, config: dict, segmenter) -> np.ndarray:
-    """One training image's pixel labels from the teacher's pipeline (``stored``: pixels as stored)."""
-    from weakloc.io import quantize_prob
-    from weakloc.localize import detector_maps, refined_map, segment_image
-    from weakloc.operating_point import operating_point
+def teacher_labels(stored: np.ndarray, label: int, teacher) -> np.ndarray:
+    """One training image's pixel labels from the teacher's pipeline (``teacher``: a
+    :class:`weakloc.pipeline.Localizer` with the self-training segmenter; ``stored``: pixels as
+    stored). The coarse map is taken in 8 bits, as the fuse step writes it."""
+    from dataclasses import replace
 
-    st = config["selftrain"]
-    prob, maps, coarse = detector_maps(stored, 1, model, meta, config, config["fusion"]["methods"][0])
-    coarse = quantize_prob(coarse)  # 8 bits, as the fuse step writes it
-    partitions = segment_image(stored, [segmenter], config["localize"]["segment_max_side"], coarse)
-    refined = quantize_prob(refined_map(prob, maps, coarse, partitions, config, operating_point(meta)[0]))
-    return pseudo_label(coarse, refined > 0.5, label, int(st["ring"]), st["background"])
+    from weakloc.io import quantize_prob
+
+    det = teacher.detect(stored)
+    det = replace(det, coarse=quantize_prob(det.coarse))
+    refined = teacher.finish(stored, det).prob
+    return pseudo_label(det.coarse, refined > 0.5, label, int(teacher.config["selftrain"]["ring"]),
+                        teacher.config["selftrain"]["background"])
 
 
 def _fingerprint(config: dict, rows: pd.DataFrame, checkpoint: str | Path, seed: int) -> dict:
@@ -136,14 +137,14 @@ def write_pseudo_masks(manifest: str | Path, checkpoint: str | Path, out_dir: st
     the images it finished; :func:`weakloc.io.resumable_dir`, keyed by the settings, the rows'
     image bytes and the teacher). Returns the number of images.
     """
-    from weakloc.localize import build_segmenters
+    from weakloc.pipeline import Localizer
     from weakloc.runtime import resolve_device
     from weakloc.wcbnet import load_checkpoint
 
     st = config["selftrain"]
     rows = pseudo_rows(manifest, st["max_images"], seed)
     model, meta = load_checkpoint(checkpoint, map_location=resolve_device("auto"))
-    segmenter = build_segmenters([st["segmenter"]], config)[0]
+    teacher = Localizer.from_model(model, meta, config, segmenters=[st["segmenter"]], checkpoint=checkpoint)
     with resumable_dir(out_dir, _fingerprint(config, rows, checkpoint, seed)) as work:
         done = sum(inside(work, f"{i}.png").is_file() for i in rows["id"])
         if done:
@@ -154,7 +155,7 @@ def write_pseudo_masks(manifest: str | Path, checkpoint: str | Path, out_dir: st
             if target.is_file():
                 continue
             stored, _ = read_rgb_stored(row.image)
-            labels = teacher_labels(stored, int(row.label), model, meta, config, segmenter)
+            labels = teacher_labels(stored, int(row.label), teacher)
             with atomic_path(target) as tmp:
                 Image.fromarray(labels).save(tmp, format="PNG")
         index = [{"id": row.id, "label": int(row.label), **_fractions(_read_labels(inside(work, f"{row.id}.png")))}

@@ -5,9 +5,10 @@
 - ``weakloc fuse --cams DIR --method NAME --out DIR2``: ``DIR2/{id}.png`` (:func:`weakloc.fusion.fuse_folder`).
 - ``weakloc refine --fused DIR --segments DIR [DIR ...] --cams DIR --out DIR3``: ``DIR3/{id}.png``
   (:func:`weakloc.refinement.refine_folder`).
-- ``weakloc localize INPUT... --checkpoint CKPT --out DIR [--segmenter NAME ...] [--fusion NAME]``: per
-  image ``<id>_prob.png``, ``_mask.png``, ``_overlay.jpg``, ``_photo.jpg``; ``scores.csv``, ``run.json`` and
-  the gallery ``index.html`` (:mod:`weakloc.localize`, :mod:`weakloc.gallery`).
+- ``weakloc localize INPUT... --out DIR [--checkpoint CKPT] [--segmenter NAME ...] [--fusion NAME] [--force]``:
+  per image ``<id>_prob.png``, ``_mask.png``, ``_overlay.jpg``, ``_photo.jpg``; ``scores.csv``, ``run.json`` and
+  the gallery ``index.html`` (:mod:`weakloc.localize`, :mod:`weakloc.gallery`); without ``--checkpoint`` the
+  released model (:mod:`weakloc.release`); a rerun resumes (skips the images already done).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run_refine(args: argparse.Namespace) -> int:
 def run_localize(args: argparse.Namespace) -> int:
     from weakloc.localize import localize_images
 
-    # no --config: the settings the checkpoint's study stored at training time (weakloc.localize.resolve_settings)
+    # no --config: the settings the checkpoint's study stored at training time (weakloc.pipeline.resolve_settings)
     config = config_from_args(args) if args.config or args.config_json else None
     overrides = {}
     if args.segment_max_side is not None:
@@ -69,9 +70,10 @@ def run_localize(args: argparse.Namespace) -> int:
         raise WeaklocError(f"--threads must be at least 1, got {args.threads}")
     segmenters = [] if args.no_refine else (args.segmenter or None)
     result = localize_images(args.inputs, args.checkpoint, args.out, config, segmenters=segmenters,
-                             fusion=args.fusion, threads=args.threads, overrides=overrides)
+                             fusion=args.fusion, threads=args.threads, overrides=overrides, force=args.force)
     n_ok, n_bad = len(result.rows), len(result.failures)
-    print(f"weakloc localize: {n_ok} image(s) written to {args.out}"
+    resumed = f" ({result.resumed} from an earlier run)" if result.resumed else ""
+    print(f"weakloc localize: {n_ok} image(s) written to {args.out}{resumed}"
           + (f", {n_bad} failed" if n_bad else "") + f"; gallery: {Path(args.out) / 'index.html'}", file=sys.stderr)
     return 1 if n_bad else 0
 
@@ -109,9 +111,12 @@ def register(subparsers) -> None:
                     "checkpoint, stored in it at training time (for the default checkpoint: SAM regions "
                     "with the calibrated per-image decision, chosen on the validation split); a checkpoint "
                     "that stores none gets the schema's defaults. run.json and the gallery say which. "
-                    "--decision threshold gives the paper's decision (P > 0.5).")
+                    "--decision threshold gives the paper's decision (P > 0.5). Without --checkpoint: the "
+                    "released model that ships with weakloc (docs/model-card.md). Rerunning the same command on "
+                    "the same folder skips the images already done (same bytes, checkpoint and settings).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (not recursive)")
-    add_input(p, "--checkpoint", "WCBnet checkpoint", metavar="CKPT")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="WCBnet checkpoint (default: the released model, docs/model-card.md)")
     add_out(p, "DIR", "output folder")
     p.add_argument("--segmenter", action="extend", nargs="+", metavar="NAME",
                    help="segmenter(s) for the refinement, e.g. --segmenter slic sam "
@@ -127,4 +132,6 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: OMP_NUM_THREADS, else the cores less one, which the "
                         "segmenter thread uses)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every image, even those an earlier run of the same command finished")
     add_config_options(p, config_help="study configuration YAML (default: the settings stored in the checkpoint)")
