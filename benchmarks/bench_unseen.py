@@ -334,6 +334,15 @@ def _q8(p: np.ndarray) -> np.ndarray:
     return (np.clip(np.rint(np.asarray(p, dtype=np.float64) * 255.0), 0, 255) / 255.0).astype(np.float32)
 
 
+def _hist8(h: ScoreHistogram) -> list[list[int]]:
+    """``[pos, neg]`` counts per grey level 0..255 of an 8-bit map's histogram."""
+    levels = np.rint(h.values * 255).astype(np.intp)
+    pos, neg = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    np.add.at(pos, levels, h.pos)
+    np.add.at(neg, levels, h.neg)
+    return [pos.tolist(), neg.tolist()]
+
+
 class Scores:
     """Accumulates one method's numbers over the set."""
 
@@ -377,6 +386,8 @@ class Scores:
                 "n_manipulated": len(self.hists), "n_authentic": int(a.size),
                 # in the set's order, for paired comparisons of two runs (benchmarks/paired.py)
                 "f1_per_image": [histogram_metrics(h, 0.5)["f1"] if h.n_pos > 0 else None for h in self.hists],
+                # each forgery's 8-bit map as (pos, neg) pixel counts per grey level: pooled pixel AUC, paired
+                "hist8_per_image": [_hist8(h) for h in self.hists],
                 "auth_flagged_per_image": a.tolist()}
 
 
@@ -410,7 +421,7 @@ def run(args) -> dict:
     from weakloc.config import load_config, validate_config
     from weakloc.decision import DecisionSettings, calibrated_map, with_rule
     from weakloc.fusion import fuse_with_config
-    from weakloc.refinement import refine_with_config
+    from weakloc.pipeline import Detection, Localizer
     from weakloc.segmenters import MAP_PROMPTED, build_segmenter
     from weakloc.wcbnet import load_checkpoint
 
@@ -475,6 +486,11 @@ def run(args) -> dict:
     results = {v: Scores() for v, _, _ in variants} if args.checkpoint else {}
     baselines = {b: Scores() for b in args.baselines}
     calib_cfg = with_rule(config["refine"], "calibrated")
+    pipes = {}  # each variant's pipeline (weakloc.pipeline): which images it segments, and its refinement
+    for vname, names, calibrated in variants:
+        if args.checkpoint and names:
+            cfg_v = {**config, "refine": calib_cfg} if calibrated else config
+            pipes[vname] = Localizer.from_model(model, meta, cfg_v, segmenters=names)
     t_all = time.perf_counter()
     for n, row in enumerate(rows):
         rgb = read_rgb(row["image"])
@@ -525,15 +541,16 @@ def run(args) -> dict:
                 if not names and not calibrated:
                     results[vname].add(coarse, gt, row["label"], secs, image_prob)
                     continue
-                parts = []
-                for nm in names:
-                    store = own if nm in MAP_PROMPTED else shared
-                    parts.append(store[seg_key(nm)])
-                    secs += float(store["t_" + seg_key(nm)])
+                parts = None  # localize.regions = masked: only the images that can get a mask are segmented
+                if names and pipes[vname].needs_regions(image_prob):
+                    parts = []
+                    for nm in names:
+                        store = own if nm in MAP_PROMPTED else shared
+                        parts.append(store[seg_key(nm)])
+                        secs += float(store["t_" + seg_key(nm)])
                 t = time.perf_counter()
                 if names:
-                    prob = refine_with_config(coarse, parts, calib_cfg if calibrated else config["refine"],
-                                              image_prob=image_prob, image_threshold=threshold)
+                    prob = pipes[vname].refine(Detection(image_prob, None, coarse), parts)
                 else:  # fused/calibrated: the decision on the fused map, grey-level units
                     d = DecisionSettings.from_section({**config["refine"]["decision"], "rule": "calibrated",
                                                       "unit": "pixel"})

@@ -6,7 +6,9 @@ of each run (``weakloc default`` unless ``--method`` says otherwise), pairs the 
 files list them in the set's order), and prints for each the per-image mean, then the mean
 difference B - A with its standard error and 95 % percentile bootstrap interval over the
 images (the schema's ``evaluate.bootstrap``): pixel F1 at 0.5 on the forgeries, the flagged
-fraction on the authentic photos and the share of those above 1 %.
+fraction on the authentic photos and the share of those above 1 %; then the pixel AUC of the
+forgeries' pooled 8-bit maps, A and B computed on the same bootstrap resamples of the images
+(its standard error is the resamples' standard deviation).
 
     python benchmarks/bench_unseen.py ... --json A.json
     python benchmarks/bench_unseen.py ... --set segmenters.sam.encoder_size=512 --json B.json
@@ -39,7 +41,23 @@ def _load(path: str, method: str) -> dict:
         sys.exit(f"{path}: no per-image scores (written by an older bench_unseen.py): rerun it")
     return {"images": result["images"], "source": result.get("source"), "set": result.get("set"),
             "f1": np.asarray([np.nan if v is None else v for v in row["f1_per_image"]], dtype=np.float64),
-            "flagged": np.asarray(row["auth_flagged_per_image"], dtype=np.float64)}
+            "flagged": np.asarray(row["auth_flagged_per_image"], dtype=np.float64),
+            "hist8": np.asarray(row.get("hist8_per_image", []), dtype=np.int64).reshape(-1, 2, 256)}
+
+
+def pooled_auc(hist8: np.ndarray) -> float:
+    """Pixel AUC of pooled ``(n, 2, 256)`` per-image (pos, neg) counts per grey level (ties count half)."""
+    pos, neg = hist8[:, 0].sum(axis=0)[::-1].astype(np.float64), hist8[:, 1].sum(axis=0)[::-1].astype(np.float64)
+    neg_above = np.cumsum(neg) - neg  # negatives strictly above each level (levels from high to low)
+    return float(((neg.sum() - neg_above - neg) * pos).sum() + 0.5 * (neg * pos).sum()) / (pos.sum() * neg.sum())
+
+
+def paired_auc(a: np.ndarray, b: np.ndarray) -> dict:
+    """Pooled pixel AUC of A and B, and B - A with the bootstrap's SE and interval over the images."""
+    idx = resample_indices(a.shape[0], BOOTSTRAP)
+    d = np.asarray([pooled_auc(b[i]) - pooled_auc(a[i]) for i in idx])
+    return {"n": int(a.shape[0]), "a": pooled_auc(a), "b": pooled_auc(b), "diff": pooled_auc(b) - pooled_auc(a),
+            "se": float(d.std(ddof=1)), "interval": percentile_interval(d, BOOTSTRAP.level)}
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> dict:
@@ -72,8 +90,12 @@ def main() -> None:
     for name, x, y, pct in [("pixel F1 @0.5 (forgeries)", a["f1"], b["f1"], False),
                             ("flagged on authentic", a["flagged"], b["flagged"], True),
                             ("authentic > 1 % flagged", (a["flagged"] > 0.01) * 1.0, (b["flagged"] > 0.01) * 1.0,
-                             True)]:
-        r = paired(x, y)
+                             True),
+                            ("pixel AUC, pooled (forgeries)", a["hist8"], b["hist8"], False)]:
+        if x.ndim == 3 and (x.shape[0] == 0 or x.shape != y.shape):
+            print(f"| {name} | 0 | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        r = paired_auc(x, y) if x.ndim == 3 else paired(x, y)
         if "diff" not in r:
             print(f"| {name} | {r['n']} | n/a | n/a | n/a | n/a | n/a | n/a |")
             continue

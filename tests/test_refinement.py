@@ -152,22 +152,11 @@ def test_refine_with_config_reads_the_refine_section():
         refine_with_config(C, [ROWS], cfg["refine"])
 
 
-def test_no_partition_gives_the_pixel_term_alone_in_either_mode():
-    # how localize draws an image the gate has emptied without segmenting it (localize.regions = masked)
-    logit = np.log(C / (1 - C))
-    np.testing.assert_allclose(_refine(C, [], evidence="coarse"), C, rtol=1e-5)
-    np.testing.assert_allclose(_refine(C, [], evidence="coarse", mode="region"), C, rtol=1e-5)
-    # contrast: the pixel term read against the image's background level t (quantile 0: C's minimum, 0.2),
-    # which takes the base rate's place: logit C - logit t + logit pi
-    t, pi = 0.2, 0.3
-    z = logit - np.log(t / (1 - t)) + np.log(pi / (1 - pi))
-    np.testing.assert_allclose(_refine(C, [], evidence="contrast", background_quantile=0.0, base_rate=pi),
-                               1 / (1 + np.exp(-z)), rtol=1e-5)
-
-
 def test_bad_input_raises_one_line_errors():
     with pytest.raises(WeaklocError, match="partition 0 has shape"):
         _refine(C, [np.zeros((3, 3), np.int32)])
+    with pytest.raises(WeaklocError, match="at least one partition"):
+        _refine(C, [])
     with pytest.raises(WeaklocError, match="negative region ids"):
         _refine(C, [ROWS - 1])
     with pytest.raises(WeaklocError, match="integer region ids"):

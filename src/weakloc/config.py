@@ -141,6 +141,15 @@ def _section_defaults(path: str) -> dict:
     return filled
 
 
+def schema_choices(path: str) -> tuple:
+    """The values the schema allows for the key at dotted ``path`` (its ``enum``): what a CLI
+    option for that key offers, so the choices are written in the schema only."""
+    schema = load_schema()
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    return tuple(schema["enum"])
+
+
 def section_defaults(path: str) -> dict:
     """The schema's defaults of the section at dotted ``path`` (``"model"``, ``"refine.decision"``),
     nested sections filled: what :func:`validate_config` writes there for an empty config (a fresh copy)."""

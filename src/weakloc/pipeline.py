@@ -15,9 +15,9 @@ method's stages, each a method of the object and timed:
    point gets an empty mask whatever its regions are, so with ``localize.regions = masked``
    (the default) its segmenters do not run and are not even loaded until an image needs them;
 4. ``refine``: Bayesian refinement and the decision (:mod:`weakloc.refinement`,
-   :mod:`weakloc.decision`); an image that was not segmented gets the posterior's pixel term
-   alone (:func:`weakloc.refinement.refine_bayes` with no partition), so its map is drawn
-   without region evidence and its mask is empty as it would have been.
+   :mod:`weakloc.decision`); an image that was not segmented is refined with the whole image
+   as its one region (the region evidence then says only how much of the image stands out
+   above its own background level), and its mask is empty as it would have been.
 
 :meth:`Localizer.run` does the stages one after the other (the reference);
 :meth:`Localizer.localize_many` overlaps them across images (reading the next image and
@@ -344,12 +344,14 @@ class Localizer:
     def refine(self, detection: Detection, partitions: list[np.ndarray] | None) -> np.ndarray:
         """Stage 4: the map, in the 8-bit steps ``localize`` writes. With no segmenters, the fused
         map itself; with segmenters but ``partitions=None`` (an image :meth:`needs_regions`
-        passed over), the posterior's pixel term alone, then the decision."""
+        passed over), the refinement with the whole image as its one region, then the decision."""
         from weakloc.refinement import refine_with_config
 
         if not self.segmenter_names:
             return quantize_prob(detection.coarse)
-        return quantize_prob(refine_with_config(detection.coarse, partitions or [], self.refine_settings,
+        if partitions is None:
+            partitions = [np.zeros(detection.coarse.shape, dtype=np.int32)]
+        return quantize_prob(refine_with_config(detection.coarse, partitions, self.refine_settings,
                                                 image_prob=detection.score, block_maps=detection.maps,
                                                 image_threshold=self.threshold))
 

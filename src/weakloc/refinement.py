@@ -24,11 +24,6 @@ dropped, so the mask snaps to region boundaries)::
 which is ``rho_R`` itself for one segmenter and ``lambda = 1``. ``gate=True`` multiplies the
 posterior by the image-level probability.
 
-With no partition at all (``K = 0``) the posterior is the pixel term alone, in either mode:
-``logit P(x) = logit C(x)`` (``- logit t + logit pi`` under ``contrast``, below). This is how
-``weakloc localize`` draws the map of an image whose mask the decision's gate has already
-emptied, without running the segmenters (``localize.regions = masked``, docs/localization.md).
-
 Where the soft count comes from is the ``evidence`` option:
 
 - ``coarse`` (as METHOD.md writes it): ``s_R = sum_{x in R} C(x)``. The same map then serves
@@ -179,8 +174,7 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
 
     Args:
         coarse: ``(H, W)`` float coarse map ``C`` in ``[0, 1]`` (the fused CAM).
-        partitions: ``K >= 0`` partitions, each ``(H, W)`` integer region ids ``>= 0`` (none: the
-            pixel term alone, whatever the mode).
+        partitions: ``K >= 1`` partitions, each ``(H, W)`` integer region ids ``>= 0``.
         settings: the ``refine`` section (:class:`RefineSettings`); the keys it uses:
 
         prior_a, prior_b: Beta prior of a region's manipulation probability (``> 0``).
@@ -204,6 +198,8 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
     coarse = np.asarray(coarse, dtype=np.float32)
     if coarse.ndim != 2:
         raise WeaklocError(f"refinement: the coarse map must be (H, W), got shape {coarse.shape}")
+    if len(partitions) == 0:
+        raise WeaklocError("refinement: at least one partition is needed")
     if prior_a <= 0 or prior_b <= 0:
         raise WeaklocError(f"refinement: Beta prior a and b must be > 0, got a={prior_a}, b={prior_b}")
     if not 0.0 < base_rate < 1.0:
@@ -229,7 +225,7 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
         z += region_log_odds(counts, part, prior_a, prior_b)[part]
     z *= lam
     logit_pi = _scalar_logit(base_rate)
-    if mode == "pixel" or K == 0:
+    if mode == "pixel":
         z += _logit(c)
         z -= np.float32(K * logit_pi)
         if level is not None:

@@ -26,6 +26,7 @@ from weakloc.commands import (
     add_shard_option,
     config_from_args,
 )
+from weakloc.config import schema_choices
 from weakloc.errors import WeaklocError
 from weakloc.shards import parse_shard
 
@@ -60,10 +61,10 @@ def run_localize(args: argparse.Namespace) -> int:
     # no --config: the settings the checkpoint's study stored at training time (weakloc.pipeline.resolve_settings)
     config = config_from_args(args) if args.config or args.config_json else None
     overrides = {}
-    if args.segment_max_side is not None:
-        if args.segment_max_side < 16:
-            raise WeaklocError(f"--segment-max-side must be at least 16, got {args.segment_max_side}")
+    if args.segment_max_side is not None:  # checked against the schema with the rest of the settings
         overrides["localize.segment_max_side"] = args.segment_max_side
+    if args.regions is not None:
+        overrides["localize.regions"] = args.regions
     if args.decision is not None:
         overrides["refine.decision.rule"] = args.decision
     if args.threads is not None and args.threads < 1:
@@ -126,7 +127,11 @@ def register(subparsers) -> None:
     p.add_argument("--segment-max-side", type=int, metavar="N",
                    help="segment at most N pixels on the longer side and map the regions back (faster, coarser "
                         "region edges; default: localize.segment_max_side, null = full resolution)")
-    p.add_argument("--decision", choices=("calibrated", "threshold"),
+    p.add_argument("--regions", choices=schema_choices("localize.regions"),
+                   help="masked: run the segmenters only on images that can get a mask (their verdict passes "
+                        "the decision's gate); all: on every image (same masks and scores, slower); default: "
+                        "localize.regions")
+    p.add_argument("--decision", choices=schema_choices("refine.decision.rule"),
                    help="per-image decision: calibrated [ours] or threshold (the paper's P > 0.5); "
                         "default: the study's refine.decision.rule")
     p.add_argument("--threads", type=int, metavar="N",
