@@ -70,6 +70,23 @@ def test_json_sections_override_the_file(tmp_path):
     assert cfg["sel"]["qualities"] == [80]
 
 
+def test_several_files_merge_like_snakemake_configfiles(tmp_path, capsys):
+    """`--config config.yaml --config configs/release.yaml`: the later file's keys win, nested
+    sections merge key by key (the release config overrides a few dataset keys only)."""
+    from weakloc.cli import main
+
+    base, over = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    base.write_text("dataset:\n  seed: 4\n  synthetic: {n_images: 50, size: 64}\ntrain: {epochs: 3}\n")
+    over.write_text("dataset:\n  synthetic: {n_images: 80}\ntrain: {epochs: 7}\n")
+    cfg = load_config([base, over])
+    assert cfg["dataset"]["synthetic"]["n_images"] == 80 and cfg["dataset"]["synthetic"]["size"] == 64
+    assert cfg["dataset"]["seed"] == 4 and cfg["train"]["epochs"] == 7
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config([base, tmp_path / "nope.yaml"])
+    assert main(["data", "prepare", "--config", str(base), "--config", str(over), "--out", str(tmp_path / "d")]) == 0
+    assert "synthetic: 80 images" in capsys.readouterr().err
+
+
 def test_sections_is_stable_json():
     cfg = validate_config({})
     text = sections(cfg, "refine", "sel")

@@ -14,34 +14,22 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from factories import photo, random_checkpoint
 from weakloc.cli import main
-from weakloc.config import validate_config
-from weakloc.wcbnet import build_wcbnet, save_checkpoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium; .ci/run does this as root)")
 
 
-def photo(h, w, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 // w, yy * 255 // h, (xx * yy) % 256], axis=-1)
-    return np.clip(base + rng.integers(-40, 40, (h, w, 3)), 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A localize run on five images (one of them TIFF, one with a space and a '#' in its name)."""
     root = tmp_path_factory.mktemp("gallery")
-    torch.manual_seed(0)
-    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
-    save_checkpoint(root / "wcbnet.pt", build_wcbnet(cfg), cfg)
+    random_checkpoint(root / "wcbnet.pt")
     d = root / "photos"
     d.mkdir()
     for i, name in enumerate(["beach.jpg", "city.png", "scan.tif", "my photo #2.jpg", "zebra.webp"]):

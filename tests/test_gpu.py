@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from test_training import make_toy_dataset, tiny_config
+from factories import make_toy_dataset, tiny_config
 from weakloc.errors import WeaklocError
 from weakloc.runtime import autocast, autocast_dtype, resolve_device
 from weakloc.training import train_wcbnet

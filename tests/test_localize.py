@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from factories import photo, random_checkpoint
 from weakloc.cli import main
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
@@ -19,18 +20,7 @@ from weakloc.wcbnet import build_wcbnet, save_checkpoint
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
-    path = tmp_path_factory.mktemp("ckpt") / "wcbnet.pt"
-    save_checkpoint(path, build_wcbnet(cfg), cfg)
-    return path
-
-
-def photo(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 // max(w, 1), yy * 255 // max(h, 1), (xx + yy) % 256], axis=-1)
-    return np.clip(base + rng.integers(-20, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "wcbnet.pt")
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +364,7 @@ def test_score_reads_the_localize_folder_without_flags(mixed_folder, checkpoint,
 
 def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoint, tmp_path):
     """The CLI reads ahead, detects, and segments the previous image in worker threads: same bytes
-    as one thread doing each stage in turn (Localizer.run)."""
+    as one thread doing each stage in turn (Localizer.localize)."""
     from weakloc.pipeline import Localizer
 
     folder, _ = mixed_folder
@@ -383,7 +373,7 @@ def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoin
                  "felzenszwalb"]) == 1  # the two bad files
     reference = Localizer(checkpoint, segmenters=["slic", "felzenszwalb"])
     for r in csv.DictReader(open(out / "scores.csv")):
-        res, _ = reference.run(r["input"])
+        res, _ = reference.localize(r["input"])
         np.testing.assert_array_equal(read_prob(out / r["prob"]), res.prob)
         assert r["score"] == f"{res.score:.6f}"
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from factories import random_checkpoint, tiny_model_config
 from weakloc.errors import WeaklocError
 from weakloc.segmenters import MAP_PROMPTED, build_segmenter, masks_to_partition, settings_key
 from weakloc.segmenters.prompted import map_prompts, soft_iou
@@ -86,18 +87,14 @@ def test_real_prompted_sam_segments_the_prompted_object(mobile_sam_weights):
 
 
 def test_localizer_hands_the_fused_map_to_a_map_prompted_segmenter(tmp_path, monkeypatch):
-    import torch
 
     from weakloc.cams import block_maps
-    from weakloc.config import validate_config
     from weakloc.fusion import fuse_with_config
     from weakloc.pipeline import Localizer
-    from weakloc.wcbnet import build_wcbnet, load_checkpoint, save_checkpoint
+    from weakloc.wcbnet import load_checkpoint
 
-    torch.manual_seed(0)
-    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
-    save_checkpoint(tmp_path / "w.pt", build_wcbnet(cfg), cfg)
-    model, meta = load_checkpoint(tmp_path / "w.pt")
+    cfg = tiny_model_config()
+    model, meta = load_checkpoint(random_checkpoint(tmp_path / "w.pt"))
     rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3)).astype(np.uint8)
     seen = []
 

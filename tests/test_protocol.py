@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import hmean
 
+from factories import random_checkpoint
 from weakloc.cli import main
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
@@ -144,16 +145,11 @@ def test_robustness_level_of_baselines(tmp_path):
 
 def test_robustness_pipeline_command_with_the_rules_sections(tmp_path):
     """`weakloc robustness` runs the localize pipeline with exactly the sections the rule passes."""
-    import torch
 
     from test_perturb import make_prepared
     from weakloc.cli import build_parser
-    from weakloc.wcbnet import build_wcbnet, save_checkpoint
 
-    torch.manual_seed(0)
-    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
-    ckpt = tmp_path / "wcbnet.pt"
-    save_checkpoint(ckpt, build_wcbnet(cfg), cfg)
+    ckpt = random_checkpoint(tmp_path / "wcbnet.pt")
     manifest = make_prepared(tmp_path / "prep")
     argv = ["robustness", "none", "--manifest", str(manifest), "--checkpoint", str(ckpt),
             "--out", str(tmp_path / "o.json")]

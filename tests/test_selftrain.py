@@ -10,8 +10,7 @@ import PIL.Image
 import pytest
 import torch
 
-from test_tables import score_json, write
-from test_training import kill_epoch, make_toy_dataset, record_opened_files, tiny_config
+from factories import kill_epoch, make_toy_dataset, record_opened_files, score_json, tiny_config, write
 from weakloc.config import validate_config
 from weakloc.errors import WeaklocError
 from weakloc.selftrain import pseudo_label, pseudo_rows, self_train, write_pseudo_masks

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
+from factories import random_checkpoint, tiny_model_config
 from weakloc.blockmaps import BLOCKS_CSV, read_block_maps, read_blocks_csv, weight_columns
 from weakloc.cams import block_maps, write_block_maps
 from weakloc.config import validate_config
@@ -23,7 +23,7 @@ from weakloc.peer_rules import apply_peer_rule, peer_refine_folder
 from weakloc.refinement import refine_folder, refine_with_config
 from weakloc.segmenters.partition import save_partition
 from weakloc.shards import Shard
-from weakloc.wcbnet import build_wcbnet, load_checkpoint, save_checkpoint
+from weakloc.wcbnet import load_checkpoint
 
 SIZES = [(20, 24), (17, 31), (24, 24), (9, 13), (16, 12)]
 IDS = [f"im{i}" for i in range(len(SIZES))]
@@ -112,10 +112,7 @@ def tiny_study(tmp_path_factory):
         rows.append({"id": f"im{i}", "split": "train" if i == 2 else "test", "label": i % 2,
                      "image": f"images/im{i}.png", "mask": "", "width": w, "height": h, "source": "t"})
     write_manifest(pd.DataFrame(rows), root / "manifest.csv")
-    torch.manual_seed(0)
-    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8}})
-    save_checkpoint(root / "w.pt", build_wcbnet(cfg), cfg)
-    return root / "manifest.csv", root / "w.pt", cfg
+    return root / "manifest.csv", random_checkpoint(root / "w.pt"), tiny_model_config()
 
 
 def test_write_block_maps_holds_each_images_block_maps_and_blocks_csv_row(tiny_study, tmp_path):

@@ -9,25 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factories import score_json, write
 from weakloc.cli import main
 from weakloc.errors import WeaklocError
 from weakloc.layout import parse_variant
 from weakloc.tables import build_tables
-
-KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
-
-
-def score_json(base: float, n_missing: int = 0) -> dict:
-    vals = {k: round(base + 0.01 * i, 4) for i, k in enumerate(KEYS)}
-    return {**vals, "n_images": 12, "n_missing": n_missing, "n_empty_gt": 0, "auc_excluded": 0,
-            "threshold": 0.5, "dataset_level": {k: v + 0.1 for k, v in vals.items()},
-            "threshold_curve": {"thresholds": [0.0, 0.5, 1.0], "f1": [0.1, base, 0.0]}}
-
-
-def write(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-
 
 VARIANTS = {"block1": 0.10, "block2": 0.20, "fused-attention": 0.30, "fused-mean": 0.32,
             "refined-attention-slic": 0.40, "refined-attention-sam": 0.42, "refined-attention-all": 0.44,

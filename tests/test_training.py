@@ -10,57 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from weakloc.config import validate_config
+from factories import TINY, kill_epoch, make_toy_dataset, record_opened_files, tiny_config
 from weakloc.errors import WeaklocError
-from weakloc.manifest import write_manifest
 from weakloc.training import GRID, balanced_epoch_plan, grid_crop, train_wcbnet
-
-
-def make_toy_dataset(root: Path, n_per_class: int = 12, size: int = 48, seed: int = 0) -> Path:
-    """A tiny forgery task: authentic = one JPEG at q=70; manipulated = the same kind of image
-    with a square pasted from an uncompressed (noisy) source, so its SEL differs there.
-
-    The masks are real files here; ``test_masks_are_never_read`` removes them.
-    """
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rows = []
-    for i in range(2 * n_per_class):
-        label = i % 2
-        base = rng.normal(128, 30, (size // 8, size // 8, 3))
-        img = np.asarray(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
-        buf = root / "tmp.jpg"
-        Image.fromarray(img).save(buf, quality=70)
-        img = np.asarray(Image.open(buf).convert("RGB")).copy()
-        mask = np.zeros((size, size), bool)
-        if label:
-            s = size // 2
-            y, x = rng.integers(0, size - s, 2)
-            img[y:y + s, x:x + s] = np.clip(rng.normal(128, 40, (s, s, 3)), 0, 255).astype(np.uint8)
-            mask[y:y + s, x:x + s] = True
-        ident = f"toy{i:03d}"
-        Image.fromarray(img).save(root / "images" / f"{ident}.png")
-        mpath = root / "masks" / f"{ident}.png"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(mpath)
-        split = ["train", "train", "train", "val", "test"][(i // 2) % 5] if i >= 4 else ("train" if i < 2 else "val")
-        rows.append({"id": ident, "split": split, "label": label, "image": f"images/{ident}.png",
-                     "mask": f"masks/{ident}.png", "width": size, "height": size, "source": "toy"})
-    buf.unlink()
-    df = pd.DataFrame(rows)
-    write_manifest(df, root / "manifest.csv")
-    return root / "manifest.csv"
-
-
-TINY = {"sel": {"qualities": [90]},
-        "model": {"widths": [8, 16], "token_dim": 8},
-        "train": {"epochs": 4, "batch_size": 8, "crop_size": 32, "lr": 0.01, "patience": 10, "threads": 1}}
-
-
-def tiny_config(**train):
-    cfg = {k: dict(v) for k, v in TINY.items()}
-    cfg["train"].update(train)
-    return validate_config(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -90,29 +42,6 @@ def test_small_model_learns_the_toy_task_and_detect_scores_the_test_split(toy, t
     assert metrics["auc"] >= 0.8 and metrics["accuracy"] > 0.6  # above chance (0.5)
     meta_auc = torch.load(out, weights_only=True)["meta"]["val_auc"]
     assert meta_auc == pytest.approx(summary["best_val_auc"])
-
-
-def record_opened_files(monkeypatch) -> list[str]:
-    """The list every file opened from now on (``open``, ``PIL.Image.open``) is appended to, until
-    ``monkeypatch.undo()``."""
-    import builtins
-
-    import PIL.Image
-
-    opened = []
-    real_open, real_image_open = builtins.open, PIL.Image.open
-
-    def spy_open(file, *a, **k):
-        opened.append(str(file))
-        return real_open(file, *a, **k)
-
-    def spy_image_open(fp, *a, **k):
-        opened.append(str(getattr(fp, "name", fp)))
-        return real_image_open(fp, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", spy_open)
-    monkeypatch.setattr(PIL.Image, "open", spy_image_open)
-    return opened
 
 
 def test_masks_are_never_read(toy, tmp_path, monkeypatch):
@@ -175,21 +104,6 @@ def test_compact_sel_is_exact_and_one_byte_per_value_when_it_fits(tmp_path):
         compact = compact_sel_of_file(tmp_path / f"{name}.png", [90, 5])
         assert compact.dtype == dtype, name
         np.testing.assert_array_equal(scale_error_diff(compact, 8.0), signed_error_level(rgb, [90, 5], 8.0))
-
-
-def kill_epoch(monkeypatch, n: int) -> None:
-    """Make training's epoch ``n`` (counted from now) raise KeyboardInterrupt, as a killed job would."""
-    import weakloc.training as training
-
-    real_epoch, calls = training._epoch, {"n": 0}
-
-    def dying_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_epoch", dying_epoch)
 
 
 def test_killed_run_resumes_from_the_last_epoch_and_ends_like_an_uninterrupted_one(toy, tmp_path, monkeypatch):

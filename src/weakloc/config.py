@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -101,28 +101,41 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
 PIPELINE_SECTIONS = ("cams", "fusion", "segmenters", "refine", "localize")
 
 
-def load_config(path: str | Path | None = None, json_text: str | None = None) -> dict:
-    """Load a YAML file (or a JSON string, as the workflow passes it) and validate it.
+def merge_config(base: dict, override: Mapping) -> dict:
+    """``base`` with ``override``'s keys set recursively (nested mappings merged, anything else
+    replaced), as Snakemake merges several ``--configfile`` files; ``base`` is changed and returned."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
 
-    Both may be given: the JSON object's top-level sections replace the file's.
+
+def load_config(path: str | Path | Sequence[str | Path] | None = None, json_text: str | None = None) -> dict:
+    """Load a YAML file, or several (each later file's keys override the earlier ones', merged
+    recursively as by Snakemake's ``--configfile a.yaml b.yaml``), or a JSON string, as the
+    workflow passes it, and validate the result.
+
+    Both may be given: the JSON object's top-level sections replace the files'.
     """
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     config: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        source = str(path)
+    for p in paths:
         try:
-            with open(path, encoding="utf-8") as fh:
-                config = yaml.safe_load(fh) or {}
+            with open(p, encoding="utf-8") as fh:
+                merge_config(config, yaml.safe_load(fh) or {})
         except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
+            raise ConfigError(f"{p}: config file not found") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    source = " + ".join(str(p) for p in paths) or "config"
     if json_text:
         try:
             config.update(json.loads(json_text))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config-json: not valid JSON ({exc})") from None
-        source = source if path is not None else "--config-json"
+        source = source if paths else "--config-json"
     return validate_config(config, source)
 
 

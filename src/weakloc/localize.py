@@ -21,9 +21,9 @@ checkpoint's bytes, of the settings and of the weakloc version) and its files' s
 rerun of the same command skips every image whose record has its current key and whose files
 are intact; a changed image, checkpoint or setting recomputes that image, and ``force=True``
 (``--force``) recomputes them all. A run killed at any moment (SIGKILL included) loses at
-most the images in flight: the rerun's per-image files and ``scores.csv`` are the bytes an
-uninterrupted run writes. ``run.json`` and the gallery also say how this run spent its time,
-which no two runs share.
+most the images in flight (the rerun first deletes the temporary files a killed write left):
+the rerun's per-image files and ``scores.csv`` are the bytes an uninterrupted run writes.
+``run.json`` and the gallery also say how this run spent its time, which no two runs share.
 
 Any readable format (JPEG, PNG, TIFF, WebP, BMP; grayscale, palette, RGBA, CMYK, 16-bit) is
 converted to 8-bit RGB (:func:`weakloc.io.read_rgb_stored`). A file that cannot be read is
@@ -241,6 +241,8 @@ def localize_images(inputs: Sequence[str | Path], checkpoint: str | Path | None,
         set_threads(default_threads(bool(localizer.segmenter_names)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stray in [*out.glob(".*.tmp*"), *(out / RECORDS).glob(".*.tmp*")]:  # a killed run's half-written files
+        stray.unlink()
     ids = _unique_ids(paths)
     fingerprint = run_fingerprint(localizer)
     rows: dict[str, dict] = {}

@@ -19,7 +19,7 @@ method's stages, each a method of the object and timed:
    as its one region (the region evidence then says only how much of the image stands out
    above its own background level), and its mask is empty as it would have been.
 
-:meth:`Localizer.run` does the stages one after the other (the reference);
+:meth:`Localizer.localize` does the stages one after the other (the reference);
 :meth:`Localizer.localize_many` overlaps them across images (reading the next image and
 segmenting the previous one in worker threads while the detector runs) and returns the same
 results. ``weakloc localize`` (:mod:`weakloc.localize`, the folder writer), self-training,
@@ -385,13 +385,13 @@ class Localizer:
 
     # ------------------------------------------------------------------ whole images
 
-    def run(self, image) -> tuple[Localization, np.ndarray]:
+    def localize(self, image) -> tuple[Localization, np.ndarray]:
         """``(result, the (H, W, 3) uint8 image as displayed)``: the stages one after the other."""
         img = self.read(image)
         return self._finish(img, self._detected(img)), img.shown
 
     def __call__(self, image) -> Localization:
-        return self.run(image)[0]
+        return self.localize(image)[0]
 
     def _pool(self, name: str) -> ThreadPoolExecutor:
         if name not in self._pools:
@@ -402,7 +402,7 @@ class Localizer:
         self, images: Iterable
     ) -> Iterator[tuple[object, Localization | WeaklocError, np.ndarray | None]]:
         """``(image, result or the WeaklocError reading it raised, image as displayed or None)``
-        for each of ``images``, in order, equal to :meth:`run` on each.
+        for each of ``images``, in order, equal to :meth:`localize` on each.
 
         Three stages overlap: a worker thread reads the next image and computes its SEL, the
         detector runs on this one, and another worker segments and refines the previous one

@@ -50,14 +50,16 @@ def add_shard_option(parser: argparse.ArgumentParser) -> None:
 
 def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None,
                        config_help: str = "study configuration YAML (default: built-in defaults)") -> None:
-    """``--config FILE`` (a user's YAML) and ``--config-json TEXT`` (what workflow rules pass).
+    """``--config FILE`` (a user's YAML; repeatable) and ``--config-json TEXT`` (what workflow rules pass).
 
     ``sections`` are the config sections the command reads, and the only ones
     :func:`config_from_args` hands it; the workflow's rules must pass exactly these (a test
     walks every rule's command against them), so no section silently falls back to its
     defaults. None: the whole configuration (``weakloc localize``).
     """
-    parser.add_argument("--config", metavar="FILE", help=config_help)
+    parser.add_argument("--config", metavar="FILE", action="append",
+                        help=config_help + "; repeat it to merge several, later files winning "
+                        "(as snakemake --configfile a.yaml b.yaml)")
     parser.add_argument("--config-json", metavar="JSON",
                         help="configuration sections as a JSON object (used by the workflow)"
                         + (f"; reads {', '.join(sections)}" if sections else ""))
