@@ -36,6 +36,11 @@ measured when each stage ran.
         [--n-forged 40] [--n-authentic 20] [--seed 0] [--variants default slic sam ...]
         [--baselines dct blk ela] [--set refine.decision.fraction_b=4 ...] [--json OUT]
 
+Each variant with segmenters goes through :class:`weakloc.pipeline.Localizer`'s ``needs_regions``
+and ``refine``, as ``weakloc localize`` does: with ``localize.regions = masked`` (the default) an
+image the decision's gate empties is refined with the whole image as its one region and its
+segmentation time is not counted; ``--set localize.regions='"all"'`` segments every image.
+
 With ``--manifest M --split val`` the same variants are scored on a seeded subset of a
 prepared dataset's validation split instead (``--n-forged`` manipulated images, ``--n-authentic``
 authentic ones; the test split is refused): defaults are chosen there and on the unseen set.

@@ -31,7 +31,7 @@ from weakloc.metrics import ScoreHistogram, summarize_localization
 from weakloc.refinement import refine_with_config
 
 GRID = {"unit": ["region", "pixel"], "fraction_b": [3.0, 10.0, 30.0], "min_contrast": [0.05, 0.1, 0.2, 0.3],
-        "gate": [0.0, 0.3, 0.5], "max_fraction": [0.3]}
+        "mask_min_score": [0.0, 0.3, 0.5], "max_fraction": [0.3]}
 
 
 def _records_from_manifest(args, config) -> list[dict]:

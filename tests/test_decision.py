@@ -69,28 +69,29 @@ def test_flat_map_and_low_image_probability_give_an_empty_mask():
     flat = np.clip(0.6 + rng.normal(0, 0.01, (40, 40)), 0, 1).astype(np.float32)
     assert not (calibrated_map(flat, _grid_partition(), 0.9, _calibrated()) > 0.5).any()
     m, _ = _map_with_object(rng)
-    gated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(gate=0.5))
+    gated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(mask_min_score=0.5))
     assert not (gated > 0.5).any()
-    ungated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(gate=0.0))
+    ungated = calibrated_map(m, _grid_partition(), 0.2, _calibrated(mask_min_score=0.0))
     assert (ungated > 0.5).any()
     with pytest.raises(WeaklocError, match="image-level probability"):
-        calibrated_map(m, _grid_partition(), None, _calibrated(gate=0.5))
+        calibrated_map(m, _grid_partition(), None, _calibrated(mask_min_score=0.5))
 
 
 def test_verdict_gate_masks_only_images_the_checkpoints_operating_point_calls_manipulated():
     rng = np.random.default_rng(4)
     m, truth = _map_with_object(rng)
-    verdict = _calibrated(gate="verdict")
+    verdict = _calibrated(mask_min_score="verdict")
     assert np.array_equal(calibrated_map(m, _grid_partition(), 0.71, verdict, image_threshold=0.7) > 0.5, truth)
     for prob in (0.7, 0.2):  # the verdict is score > threshold: at or below it, no mask
         assert not (calibrated_map(m, _grid_partition(), prob, verdict, image_threshold=0.7) > 0.5).any()
-    # a number gate ignores the operating point
-    assert (calibrated_map(m, _grid_partition(), 0.4, _calibrated(gate=0.3), image_threshold=0.7) > 0.5).any()
+    # a number ignores the operating point
+    assert (calibrated_map(m, _grid_partition(), 0.4, _calibrated(mask_min_score=0.3), image_threshold=0.7) > 0.5).any()
     with pytest.raises(WeaklocError, match="operating point"):
         calibrated_map(m, _grid_partition(), 0.9, verdict)
-    assert validate_config({"refine": {"decision": {"gate": "verdict"}}})["refine"]["decision"]["gate"] == "verdict"
-    with pytest.raises(WeaklocError, match="gate"):
-        validate_config({"refine": {"decision": {"gate": "always"}}})
+    cfg = validate_config({"refine": {"decision": {"mask_min_score": "verdict"}}})
+    assert cfg["refine"]["decision"]["mask_min_score"] == "verdict"
+    with pytest.raises(WeaklocError, match="mask_min_score"):
+        validate_config({"refine": {"decision": {"mask_min_score": "always"}}})
 
 
 def test_verdict_gate_reads_the_threshold_the_cams_step_recorded(tmp_path):
@@ -112,7 +113,7 @@ def test_verdict_gate_reads_the_threshold_the_cams_step_recorded(tmp_path):
         save_partition(_grid_partition(), seg / f"{image_id}.npz")
         rows.append({"id": image_id, "label": 1, "score": score, "threshold": 0.7, "w1": 1.0})
     pd.DataFrame(rows).to_csv(cams / "blocks.csv", index=False)
-    cfg = validate_config({"refine": {"decision": {"rule": "calibrated", "gate": "verdict"}}})
+    cfg = validate_config({"refine": {"decision": {"rule": "calibrated", "mask_min_score": "verdict"}}})
     assert refine_folder(fused, [seg], cams, tmp_path / "out", cfg) == 2
     assert (read_prob(tmp_path / "out" / "above.png") > 0.5).any()
     assert not (read_prob(tmp_path / "out" / "below.png") > 0.5).any()
@@ -158,9 +159,30 @@ def test_with_rule_sets_only_the_rule_and_leaves_the_section_alone():
     from weakloc.config import validate_config
     from weakloc.decision import with_rule
 
-    section = validate_config({"refine": {"decision": {"rule": "calibrated", "gate": 0.5}}})["refine"]
+    section = validate_config({"refine": {"decision": {"rule": "calibrated", "mask_min_score": 0.5}}})["refine"]
     before = json.dumps(section, sort_keys=True)
     out = with_rule(section, "threshold")
-    assert out["decision"] == {**section["decision"], "rule": "threshold"} and out["decision"]["gate"] == 0.5
+    assert out["decision"] == {**section["decision"], "rule": "threshold"} and out["decision"]["mask_min_score"] == 0.5
     assert {k: v for k, v in out.items() if k != "decision"} == {k: v for k, v in section.items() if k != "decision"}
     assert json.dumps(section, sort_keys=True) == before  # a copy: the config is not changed
+
+
+def test_the_old_gate_names_say_their_new_names_and_old_checkpoints_are_translated(tmp_path):
+    """refine.gate -> refine.scale_by_score, refine.decision.gate -> refine.decision.mask_min_score:
+    a config with an old name is a one-line error naming both; a checkpoint that stored the old
+    names (the released model, trained before the rename) runs with them translated."""
+    from factories import random_checkpoint
+    from weakloc.pipeline import Localizer
+    from weakloc.refinement import RefineSettings
+
+    with pytest.raises(WeaklocError, match=r"^my\.yaml: key refine\.decision\.gate was renamed "
+                                           r"refine\.decision\.mask_min_score \(same meaning\)"):
+        validate_config({"refine": {"decision": {"gate": 0.3}}}, "my.yaml")
+    with pytest.raises(WeaklocError, match=r"^config: key refine\.gate was renamed refine\.scale_by_score"):
+        validate_config({"refine": {"gate": True}})
+    with pytest.raises(WeaklocError, match=r"key refine\.decision\.gate was renamed"):
+        RefineSettings.from_section({"decision": {"gate": "verdict"}})
+    old = {"refine": {"gate": True, "decision": {"rule": "calibrated", "gate": "verdict"}}}
+    loc = Localizer(random_checkpoint(tmp_path / "old.pt", {"pipeline": old}), segmenters=[])
+    assert loc.settings_source == "checkpoint"
+    assert loc.refine_settings.scale_by_score is True and loc.refine_settings.decision.mask_min_score == "verdict"

@@ -133,7 +133,7 @@ def test_workflow_commands_cams_fuse_refine(checkpoint, tmp_path):
     blocks = pd.read_csv(cams / "blocks.csv", dtype={"id": str})
     assert list(blocks.columns) == ["id", "label", "score", "threshold", "w1", "w2", "w3"]
     assert list(blocks["id"]) == ["im0", "im1", "im2"]
-    # the checkpoint's operating point, the same on every row, for refine's verdict gate
+    # the checkpoint's operating point, the same on every row, for refine's mask_min_score = verdict
     assert blocks["threshold"].nunique() == 1 and 0.0 < blocks["threshold"][0] < 1.0
     np.testing.assert_allclose(blocks[["w1", "w2", "w3"]].sum(axis=1), 1.0, atol=1e-4)
     for b in (1, 2, 3):
@@ -152,7 +152,7 @@ def test_workflow_commands_cams_fuse_refine(checkpoint, tmp_path):
         save_partition((np.arange(h)[:, None] // 5 + 0 * np.arange(w)[None, :]).astype(np.int32),
                        segs[1] / f"im{i}.npz")
     out = tmp_path / "refined"
-    cfg = '{"refine": {"evidence": "map", "evidence_blocks": [2, 3], "gate": true}}'
+    cfg = '{"refine": {"evidence": "map", "evidence_blocks": [2, 3], "scale_by_score": true}}'
     assert main(["refine", "--fused", str(tmp_path / "fused" / "attention"), "--segments", *map(str, segs),
                  "--cams", str(cams), "--out", str(out), "--config-json", cfg]) == 0
     for i, (h, w) in enumerate([(40, 48), (33, 57), (64, 64)]):

@@ -20,7 +20,7 @@ from weakloc.errors import WeaklocError
 from weakloc.pipeline import Localizer
 
 #: The default study's decision: calibrated per image, a mask only for a "manipulated" verdict.
-GATED = {"refine": {"decision": {"rule": "calibrated", "gate": "verdict"}}}
+GATED = {"refine": {"decision": {"rule": "calibrated", "mask_min_score": "verdict"}}}
 
 
 def _folder(path: Path, n: int, size=(48, 64)) -> Path:

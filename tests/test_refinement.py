@@ -70,10 +70,10 @@ def test_region_mode_snaps_the_mask_to_regions():
         assert np.ptp(out[part == r]) == 0
 
 
-def test_gate_multiplies_by_the_image_probability():
+def test_scale_by_score_multiplies_by_the_image_probability():
     base = _refine(C, [ROWS])
-    np.testing.assert_allclose(_refine(C, [ROWS], gate=True, image_prob=0.5), base * 0.5, rtol=1e-6)
-    np.testing.assert_allclose(_refine(C, [ROWS], gate=False, image_prob=0.1), base, rtol=1e-6)
+    np.testing.assert_allclose(_refine(C, [ROWS], scale_by_score=True, image_prob=0.5), base * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(_refine(C, [ROWS], scale_by_score=False, image_prob=0.1), base, rtol=1e-6)
 
 
 def test_clip_keeps_extreme_maps_finite():
@@ -164,11 +164,16 @@ def test_bad_input_raises_one_line_errors():
     with pytest.raises(WeaklocError, match="base_rate"):
         _refine(C, [ROWS], base_rate=1.0)
     with pytest.raises(WeaklocError, match="no image-level probability"):
-        _refine(C, [ROWS], gate=True)
-    with pytest.raises(WeaklocError, match="unknown evidence"):
+        _refine(C, [ROWS], scale_by_score=True)
+    # settings are checked against the schema when the section is built (the schema holds the rules)
+    with pytest.raises(WeaklocError, match=r"^key refine\.evidence: 'oracle' is not one of"):
         _refine(C, [ROWS], evidence="oracle")
-    with pytest.raises(WeaklocError, match="unknown mode"):
+    with pytest.raises(WeaklocError, match=r"^key refine\.mode: 'blend' is not one of"):
         _refine(C, [ROWS], mode="blend")
+    with pytest.raises(WeaklocError, match=r"^key refine\.decision\.mask_min_score: 'always' is not valid"):
+        _refine(C, [ROWS], decision={"mask_min_score": "always"})
+    with pytest.raises(WeaklocError, match=r"^key refine\.prior_a: 0 is less than or equal to the minimum of 0"):
+        _refine(C, [ROWS], prior_a=0)
 
 
 def test_refine_settings_are_the_schema_section_and_fill_missing_keys_from_it():

@@ -51,10 +51,10 @@ def test_an_empty_section_gets_exactly_what_validation_fills_in(cls):
 
 
 def test_values_come_from_the_config_and_missing_keys_from_the_schema():
-    config = validate_config({"model": {"stem_stride": 2}, "refine": {"decision": {"gate": 0.0}},
+    config = validate_config({"model": {"stem_stride": 2}, "refine": {"decision": {"mask_min_score": 0.0}},
                               "dataset": {"synthetic": {"size": 96, "region_area": [0.02, 0.2]}}})
     assert ModelSettings.from_config(config).stem_stride == 2
-    assert RefineSettings.from_config(config).decision.gate == 0.0
+    assert RefineSettings.from_config(config).decision.mask_min_score == 0.0
     syn = SyntheticSettings.from_config(config)
     assert syn.size == 96 and syn.region_area == (0.02, 0.2) and syn.n_images == 600
     # a partial mapping (an old checkpoint's section): the schema's default, not a literal in code

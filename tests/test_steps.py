@@ -185,7 +185,7 @@ def test_fuse_folder_checks_the_method_before_reading(tmp_path):
 
 def test_refine_folder_refines_each_image_with_its_score_and_block_maps(cams_dir, fused_and_segments, tmp_path):
     fused, seg = fused_and_segments
-    cfg = validate_config({"refine": {"evidence": "map", "evidence_blocks": [2, 3], "gate": True}})
+    cfg = validate_config({"refine": {"evidence": "map", "evidence_blocks": [2, 3], "scale_by_score": True}})
     assert refine_folder(fused, [seg, seg], cams_dir, tmp_path / "out", cfg) == len(IDS)
     for row in read_blocks_csv(cams_dir).to_dict("records"):
         image_id = row["id"]

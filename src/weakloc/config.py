@@ -57,8 +57,10 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft7Validator)
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
+def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    """One line naming the key (``prefix``: the dotted section the validated mapping is)."""
+    path = ".".join([prefix, *(str(p) for p in error.absolute_path)] if prefix else
+                    [str(p) for p in error.absolute_path])
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
@@ -67,14 +69,56 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"key {path or '<top level>'}: {error.message}"
 
 
+#: Keys that were renamed (old dotted path -> new): a config that uses an old name is an error
+#: naming both; settings stored under an old name in a checkpoint are translated
+#: (:func:`translate_renamed`).
+RENAMED_KEYS = {"refine.gate": "refine.scale_by_score", "refine.decision.gate": "refine.decision.mask_min_score"}
+
+
+def _lookup(config: Mapping, dotted: str) -> tuple[Mapping | None, str]:
+    """``(the mapping that holds the key at dotted path, the key)``, or ``(None, key)``."""
+    *parents, key = dotted.split(".")
+    node = config
+    for name in parents:
+        node = node.get(name) if isinstance(node, Mapping) else None
+    return (node if isinstance(node, Mapping) else None), key
+
+
+def _check_renamed(config: Mapping, prefix: str = "") -> None:
+    """A :class:`ConfigError` for the first old key name (:data:`RENAMED_KEYS`) ``config`` uses;
+    ``prefix``: the dotted section ``config`` is (``refine`` for a refine section)."""
+    for old, new in RENAMED_KEYS.items():
+        if prefix and not old.startswith(prefix + "."):
+            continue
+        node, key = _lookup(config, old[len(prefix) + 1:] if prefix else old)
+        if node is not None and key in node:
+            raise ConfigError(f"key {old} was renamed {new} (same meaning): use the new name")
+
+
+def translate_renamed(config: dict) -> dict:
+    """``config`` with every old key name (:data:`RENAMED_KEYS`) moved to its new name, in place:
+    how settings a checkpoint stored before a rename are read."""
+    for old, new in RENAMED_KEYS.items():
+        node, key = _lookup(config, old)
+        if node is not None and key in node:
+            new_node, new_key = _lookup(config, new)
+            new_node.setdefault(new_key, node.pop(key))
+    return config
+
+
 def validate_config(config: dict | None, source: str = "config") -> dict:
     """Validate ``config`` in place (defaults filled) and return it.
 
-    Raises :class:`ConfigError` naming ``source`` and the first offending key.
+    Raises :class:`ConfigError` naming ``source`` and the first offending key (an old key name
+    says its new name, :data:`RENAMED_KEYS`).
     """
     config = {} if config is None else config
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, got {type(config).__name__}")
+    try:
+        _check_renamed(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
@@ -140,6 +184,15 @@ def load_config(path: str | Path | Sequence[str | Path] | None = None, json_text
 
 
 @functools.cache
+def _section_validator(path: str):
+    """The validator (defaults filled as it goes) of the schema's section at dotted ``path``."""
+    schema = load_schema()
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    return _Validator(schema)
+
+
+@functools.cache
 def _section_defaults(path: str) -> dict:
     schema = load_schema()
     for part in path.split("."):
@@ -181,20 +234,22 @@ class Section:
 
     @classmethod
     def from_section(cls, section: Mapping | None = None):
-        """The typed section from its mapping: a validated config's section as it is; keys it lacks
-        (a partial dict, e.g. an old checkpoint's) take the schema's defaults; an unknown key is a
-        :class:`ConfigError` naming it."""
-        given = dict(section or {})
+        """The typed section from its mapping, checked against its part of the schema: keys it
+        lacks (a partial dict, e.g. an old checkpoint's) take the schema's defaults, and a value
+        outside the schema's types, bounds or choices, or an unknown key, is a :class:`ConfigError`
+        naming the key. The schema is the only place those rules are written."""
+        given = {k: dataclasses.asdict(v) if isinstance(v, Section) else v for k, v in dict(section or {}).items()}
+        _check_renamed(given, cls.SECTION)
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(given) - set(names))
         if unknown:
             raise ConfigError(f"unknown key {cls.SECTION}.{unknown[0]} (allowed here: {', '.join(sorted(names))})")
-        if len(given) < len(names):
-            defaults = _section_defaults(cls.SECTION)
-            given.update({k: copy.deepcopy(defaults[k]) for k in names if k not in given})
+        given = copy.deepcopy(given)
+        error = next(iter(_section_validator(cls.SECTION).iter_errors(given)), None)  # also fills the defaults
+        if error is not None:
+            raise ConfigError(_describe(error, cls.SECTION))
         for name, nested in _nested_sections(cls).items():
-            if not isinstance(given[name], nested):
-                given[name] = nested.from_section(given[name])
+            given[name] = nested.from_section(given[name])
         return cls(**given)
 
     @classmethod

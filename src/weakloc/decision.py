@@ -16,11 +16,11 @@ image, from the image's own map:
    ``a = b = 1`` is plain Otsu; ``b > 1`` favours small masks, as real forgeries are.
 3. **Evidence against the rest of the image.** The chosen set is kept only if its mean
    stands ``min_contrast`` above the rest's (``mu_in - mu_out``); otherwise the mask is empty.
-4. **The image-level probability as the gate.** An image whose detector probability is
-   below ``gate`` gets an empty mask (authentic photos are the common case). ``gate =
-   "verdict"`` gates at the checkpoint's own operating point instead (the image threshold
-   chosen on its validation split, :mod:`weakloc.operating_point`): a mask only for an image
-   whose verdict is "manipulated" (probability above that threshold).
+4. **The image score as a gate** (``mask_min_score``). An image whose detector probability
+   is below ``mask_min_score`` gets an empty mask (authentic photos are the common case).
+   ``mask_min_score = "verdict"`` uses the checkpoint's own operating point instead (the image
+   threshold chosen on its validation split, :mod:`weakloc.operating_point`): a mask only for
+   an image whose verdict is "manipulated" (probability above that threshold).
 
 The written map stays a probability whose ``> 0.5`` is exactly the mask: mask pixels get
 ``0.51 + 0.49 P`` and the others ``0.49 P`` (``P`` the input map), so inside each class the
@@ -39,9 +39,7 @@ import numpy as np
 from weakloc.config import Section
 from weakloc.errors import WeaklocError
 
-DECISION_RULES = ("threshold", "calibrated")
-UNITS = ("region", "pixel")
-#: ``gate`` value: gate at the checkpoint's operating point (its verdict threshold).
+#: ``mask_min_score`` value: a mask only above the checkpoint's operating point (its verdict threshold).
 VERDICT = "verdict"
 #: The two bands of the written map: mask pixels in [INSIDE, 1], the rest in [0, OUTSIDE].
 INSIDE, OUTSIDE = 0.51, 0.49
@@ -50,7 +48,7 @@ INSIDE, OUTSIDE = 0.51, 0.49
 @dataclass(frozen=True)
 class DecisionSettings(Section):
     """The ``refine.decision`` config section (see the schema for each key; build it with
-    ``from_section``, which fills the keys a mapping lacks with the schema's defaults)."""
+    ``from_section``, which checks a mapping against the schema and fills the keys it lacks)."""
 
     SECTION = "refine.decision"
 
@@ -60,15 +58,7 @@ class DecisionSettings(Section):
     fraction_b: float
     max_fraction: float
     min_contrast: float
-    gate: float | str
-
-    def __post_init__(self) -> None:
-        if isinstance(self.gate, str) and self.gate != VERDICT:
-            raise WeaklocError(f"key refine.decision.gate: a number in [0, 1] or {VERDICT!r}, got {self.gate!r}")
-        if self.rule not in DECISION_RULES:
-            raise WeaklocError(f"key refine.decision.rule: unknown {self.rule!r} (choose {', '.join(DECISION_RULES)})")
-        if self.unit not in UNITS:
-            raise WeaklocError(f"key refine.decision.unit: unknown {self.unit!r} (choose {', '.join(UNITS)})")
+    mask_min_score: float | str
 
 
 def _units(prob: np.ndarray, partition: np.ndarray | None, unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,29 +117,31 @@ def choose_mask(prob: np.ndarray, partition: np.ndarray | None, settings: Decisi
 
 
 def gated(image_prob: float | None, settings: DecisionSettings, image_threshold: float | None = None) -> bool:
-    """Whether the gate empties the mask of an image with detector probability ``image_prob``.
+    """Whether ``mask_min_score`` empties the mask of an image with detector probability ``image_prob``.
 
-    A number ``gate > 0`` empties it when ``image_prob < gate``; ``gate = "verdict"`` when
-    ``image_prob <= image_threshold`` (the verdict "manipulated" is ``score > threshold``), so
+    A number ``mask_min_score > 0`` empties it when ``image_prob < mask_min_score``; ``"verdict"``
+    when ``image_prob <= image_threshold`` (the verdict "manipulated" is ``score > threshold``), so
     ``image_threshold`` (the checkpoint's operating point) must then be given.
     """
-    if settings.gate == VERDICT:
+    floor = settings.mask_min_score
+    if floor == VERDICT:
         if image_threshold is None:
-            raise WeaklocError("decision: gate 'verdict' needs the checkpoint's operating point (image threshold)")
+            raise WeaklocError("decision: mask_min_score 'verdict' needs the checkpoint's operating point "
+                               "(image threshold)")
         if image_prob is None:
-            raise WeaklocError("decision: the gate needs the image-level probability")
+            raise WeaklocError("decision: mask_min_score needs the image-level probability")
         return float(image_prob) <= float(image_threshold)
-    if settings.gate > 0 and image_prob is None:
-        raise WeaklocError("decision: the gate needs the image-level probability")
-    return settings.gate > 0 and float(image_prob) < settings.gate
+    if floor > 0 and image_prob is None:
+        raise WeaklocError("decision: mask_min_score needs the image-level probability")
+    return floor > 0 and float(image_prob) < floor
 
 
 def calibrated_map(prob: np.ndarray, partition: np.ndarray | None, image_prob: float | None,
                    settings: DecisionSettings, image_threshold: float | None = None) -> np.ndarray:
     """The map written under the calibrated rule: ``(H, W) float32`` whose ``> 0.5`` is the mask.
 
-    ``image_prob`` (the detector's image-level probability) and, for ``gate = "verdict"``,
-    ``image_threshold`` (the checkpoint's operating point) gate the mask (:func:`gated`).
+    ``image_prob`` (the detector's image-level probability) and, for ``mask_min_score = "verdict"``,
+    ``image_threshold`` (the checkpoint's operating point) may empty the mask (:func:`gated`).
     """
     p = np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0), 0.0, 1.0)
     if p.ndim != 2:
@@ -166,7 +158,7 @@ def apply_decision(prob: np.ndarray, partitions, image_prob: float | None,
     """``prob`` unchanged under ``rule = threshold``, else :func:`calibrated_map` with the first partition.
 
     ``section``: the ``refine.decision`` settings, or a mapping of them (missing keys: the schema's defaults);
-    ``image_threshold``: the checkpoint's operating point, for ``gate = "verdict"``.
+    ``image_threshold``: the checkpoint's operating point, for ``mask_min_score = "verdict"``.
     """
     settings = section if isinstance(section, DecisionSettings) else DecisionSettings.from_section(section)
     if settings.rule == "threshold":

@@ -10,8 +10,8 @@ method's stages, each a method of the object and timed:
    (:mod:`weakloc.fusion`): the image score, the block maps and the coarse map, as displayed
    (:class:`Detection`);
 3. ``segment``: the segmenters' partitions of the displayed image, **only when the image can
-   get a mask** (:meth:`Localizer.needs_regions`): with the verdict gate
-   (``refine.decision.gate = verdict``), an image whose score is at or below the operating
+   get a mask** (:meth:`Localizer.needs_regions`): with ``refine.decision.mask_min_score =
+   verdict``, an image whose score is at or below the operating
    point gets an empty mask whatever its regions are, so with ``localize.regions = masked``
    (the default) its segmenters do not run and are not even loaded until an image needs them;
 4. ``refine``: Bayesian refinement and the decision (:mod:`weakloc.refinement`,
@@ -171,12 +171,12 @@ def resolve_settings(meta: dict, config: dict | None, overrides: dict | None = N
     pipeline the checkpoint's study stored at training time (``"checkpoint"``), else the schema's
     defaults (``"defaults"``); then ``overrides`` (``{"section.key[.key]": value}``) are set and
     the whole is validated against the schema."""
-    from weakloc.config import validate_config
+    from weakloc.config import translate_renamed, validate_config
 
     if config is not None:
         chosen, source = copy.deepcopy(config), "config"
-    elif meta.get("pipeline"):
-        chosen, source = copy.deepcopy(meta["pipeline"]), "checkpoint"
+    elif meta.get("pipeline"):  # a checkpoint written before a key was renamed stores the old name
+        chosen, source = translate_renamed(copy.deepcopy(meta["pipeline"])), "checkpoint"
     else:
         chosen, source = {}, "defaults"
     for dotted, value in (overrides or {}).items():
@@ -292,8 +292,8 @@ class Localizer:
 
     def needs_regions(self, score: float) -> bool:
         """Whether an image with this score is segmented: there are segmenters and either
-        ``localize.regions = all`` or the decision's gate (:func:`weakloc.decision.gated`) lets
-        the image have a mask at all."""
+        ``localize.regions = all`` or the decision's ``mask_min_score``
+        (:func:`weakloc.decision.gated`) lets the image have a mask at all."""
         if not self.segmenter_names:
             return False
         if self.config["localize"]["regions"] == "all":

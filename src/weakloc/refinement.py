@@ -21,8 +21,8 @@ dropped, so the mask snaps to region boundaries)::
 
     logit P(x) = lambda * sum_k logit rho_{R_k(x)} - (lambda * K - 1) * logit(pi)
 
-which is ``rho_R`` itself for one segmenter and ``lambda = 1``. ``gate=True`` multiplies the
-posterior by the image-level probability.
+which is ``rho_R`` itself for one segmenter and ``lambda = 1``. ``scale_by_score=True`` multiplies
+the posterior by the image-level probability.
 
 Where the soft count comes from is the ``evidence`` option:
 
@@ -37,8 +37,8 @@ Where the soft count comes from is the ``evidence`` option:
   logit pi``). A region at the background level gets ``rho_R`` near 0 and is suppressed; a
   region that stands out keeps its pixels, whether the detector's map sits above 0.5
   everywhere (over-confident) or below it (under-confident). The price: the map becomes
-  relative to the image, so an authentic image can get flagged regions; ``gate`` (the
-  image-level probability) is the guard against that.
+  relative to the image, so an authentic image can get flagged regions; the image score
+  (``scale_by_score``, ``decision.mask_min_score``) is the guard against that.
 - ``map`` [ours]: ``s_R`` from a separate evidence map the caller passes (for example the
   mean of block maps the pixel term does not use), so prior and evidence do not share
   their source.
@@ -66,7 +66,6 @@ from weakloc.segmenters.partition import load_partition
 from weakloc.shards import Shard, shard_items
 
 EVIDENCE_SOURCES = ("coarse", "contrast", "map")
-MODES = ("pixel", "region")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class RefineSettings(Section):
     base_rate: float
     evidence_weight: float
     mode: str
-    gate: bool
+    scale_by_score: bool
     clip: float
     evidence: str
     background_quantile: float
@@ -181,8 +180,8 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
         base_rate: ``pi`` in ``(0, 1)``; 0.5 drops the base-rate term.
         evidence_weight: ``lambda >= 0``.
         mode: ``pixel`` (pixel prior + region evidence) or ``region`` (regions' posterior only).
-        image_prob: the image-level probability, used when ``gate`` is true.
-        gate: multiply the posterior by ``image_prob``.
+        image_prob: the image-level probability, used when ``scale_by_score`` is true.
+        scale_by_score: multiply the posterior by ``image_prob``.
         clip: ``C`` is clipped to ``[clip, 1 - clip]`` before the logit.
         evidence: source of the region soft counts: ``coarse`` (as written), ``contrast`` or
             ``map`` ([ours], see the module docstring).
@@ -194,24 +193,14 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
         ``(H, W) float32`` posterior ``P`` in ``[0, 1]``; the binary mask is ``P > 0.5``.
     """
     prior_a, prior_b, base_rate, clip = settings.prior_a, settings.prior_b, settings.base_rate, settings.clip
-    evidence_weight, mode, gate, evidence = settings.evidence_weight, settings.mode, settings.gate, settings.evidence
+    evidence_weight, mode, evidence = settings.evidence_weight, settings.mode, settings.evidence
     coarse = np.asarray(coarse, dtype=np.float32)
     if coarse.ndim != 2:
         raise WeaklocError(f"refinement: the coarse map must be (H, W), got shape {coarse.shape}")
     if len(partitions) == 0:
         raise WeaklocError("refinement: at least one partition is needed")
-    if prior_a <= 0 or prior_b <= 0:
-        raise WeaklocError(f"refinement: Beta prior a and b must be > 0, got a={prior_a}, b={prior_b}")
-    if not 0.0 < base_rate < 1.0:
-        raise WeaklocError(f"refinement: base_rate must be in (0, 1), got {base_rate}")
-    if evidence_weight < 0:
-        raise WeaklocError(f"refinement: evidence_weight must be >= 0, got {evidence_weight}")
-    if not 0.0 < clip <= 0.5:
-        raise WeaklocError(f"refinement: clip must be in (0, 0.5], got {clip}")
-    if mode not in MODES:
-        raise WeaklocError(f"refinement: unknown mode {mode!r} (choose from {', '.join(MODES)})")
-    if gate and image_prob is None:
-        raise WeaklocError("refinement: gate is on but no image-level probability was given")
+    if settings.scale_by_score and image_prob is None:
+        raise WeaklocError("refinement: scale_by_score is on but no image-level probability was given")
     shape = coarse.shape
     parts = [_check_partition(p, shape, k) for k, p in enumerate(partitions)]
     K = len(parts)
@@ -236,7 +225,7 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
     else:
         z -= np.float32((evidence_weight * K - 1.0) * logit_pi)
     post = _sigmoid(z).astype(np.float32, copy=False)
-    if gate:
+    if settings.scale_by_score:
         post *= np.float32(min(max(float(image_prob), 0.0), 1.0))
     return post
 
@@ -269,7 +258,7 @@ def refine_with_config(coarse: np.ndarray, partitions: Sequence[np.ndarray], ref
     ``refine_cfg``: :class:`RefineSettings` or the section's mapping (a key it lacks takes the
     schema's default). ``block_maps`` (``(B, H, W)``) is needed only by ``refine.evidence = map``.
     The decision rule ``refine.decision`` (:mod:`weakloc.decision`) is applied to the posterior last;
-    ``image_threshold`` (the checkpoint's operating point) is needed only by its ``gate = "verdict"``.
+    ``image_threshold`` (the checkpoint's operating point) is needed only by its ``mask_min_score = "verdict"``.
     """
     settings = refine_cfg if isinstance(refine_cfg, RefineSettings) else RefineSettings.from_section(refine_cfg)
     evidence_map = None
@@ -302,7 +291,7 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
 
     Per image: the fused map ``fused_dir/{id}.png``, one partition per folder of
     ``segment_dirs`` (combined as independent evidence), the image probability (``score``
-    of ``blocks.csv``, for the gate, and its ``threshold``, the checkpoint's operating point)
+    of ``blocks.csv``, for the image score, and its ``threshold``, the checkpoint's operating point)
     and, with ``refine.evidence = map``, the block maps ``cams_dir/block{b}/{id}.png``
     (:mod:`weakloc.blockmaps`), refined with ``config["refine"]``
     (:func:`refine_with_config`) and written as an 8-bit PNG. Returns the number of maps written.
@@ -312,9 +301,11 @@ def refine_folder(fused_dir: str | Path, segment_dirs: Sequence[str | Path], cam
     df = shard_items(read_blocks_csv(cams_dir), shard)
     wcols = weight_columns(df)
     settings = RefineSettings.from_section(config["refine"])  # once, not per image
-    if settings.decision.rule == "calibrated" and settings.decision.gate == VERDICT and "threshold" not in df.columns:
+    verdict = settings.decision.rule == "calibrated" and settings.decision.mask_min_score == VERDICT
+    if verdict and "threshold" not in df.columns:
         raise WeaklocError(f"{cams_dir / BLOCKS_CSV}: no threshold column (written before 2026-12-06), which "
-                           "refine.decision.gate = verdict needs: rerun `weakloc cams` (snakemake --forcerun cams)")
+                           "refine.decision.mask_min_score = verdict needs: rerun `weakloc cams` "
+                           "(snakemake --forcerun cams)")
     needs_blocks = settings.evidence == "map"
     out.mkdir(parents=True, exist_ok=True)
     for row in tqdm(df.to_dict("records"), desc="refine", unit="img", file=sys.stderr):

@@ -128,9 +128,9 @@ def register(subparsers) -> None:
                    help="segment at most N pixels on the longer side and map the regions back (faster, coarser "
                         "region edges; default: localize.segment_max_side, null = full resolution)")
     p.add_argument("--regions", choices=schema_choices("localize.regions"),
-                   help="masked: run the segmenters only on images that can get a mask (their verdict passes "
-                        "the decision's gate); all: on every image (same masks and scores, slower); default: "
-                        "localize.regions")
+                   help="masked: run the segmenters only on images that can get a mask (their score reaches "
+                        "refine.decision.mask_min_score); all: on every image (same masks and scores, slower); "
+                        "default: localize.regions")
     p.add_argument("--decision", choices=schema_choices("refine.decision.rule"),
                    help="per-image decision: calibrated [ours] or threshold (the paper's P > 0.5); "
                         "default: the study's refine.decision.rule")
