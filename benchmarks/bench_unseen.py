@@ -393,6 +393,8 @@ class Scores:
                 "f1_per_image": [histogram_metrics(h, 0.5)["f1"] if h.n_pos > 0 else None for h in self.hists],
                 # each forgery's 8-bit map as (pos, neg) pixel counts per grey level: pooled pixel AUC, paired
                 "hist8_per_image": [_hist8(h) for h in self.hists],
+                # every image's label and image score, in the set's order: paired image AUC
+                "labels_per_image": list(self.labels), "image_score_per_image": list(self.image_scores),
                 "auth_flagged_per_image": a.tolist()}
 
 

@@ -7,8 +7,8 @@ files list them in the set's order), and prints for each the per-image mean, the
 difference B - A with its standard error and 95 % percentile bootstrap interval over the
 images (the schema's ``evaluate.bootstrap``): pixel F1 at 0.5 on the forgeries, the flagged
 fraction on the authentic photos and the share of those above 1 %; then the pixel AUC of the
-forgeries' pooled 8-bit maps, A and B computed on the same bootstrap resamples of the images
-(its standard error is the resamples' standard deviation).
+forgeries' pooled 8-bit maps and the image AUC of the image scores, A and B computed on the same
+bootstrap resamples of the images (their standard error is the resamples' standard deviation).
 
     python benchmarks/bench_unseen.py ... --json A.json
     python benchmarks/bench_unseen.py ... --set segmenters.sam.encoder_size=512 --json B.json
@@ -42,7 +42,24 @@ def _load(path: str, method: str) -> dict:
     return {"images": result["images"], "source": result.get("source"), "set": result.get("set"),
             "f1": np.asarray([np.nan if v is None else v for v in row["f1_per_image"]], dtype=np.float64),
             "flagged": np.asarray(row["auth_flagged_per_image"], dtype=np.float64),
-            "hist8": np.asarray(row.get("hist8_per_image", []), dtype=np.int64).reshape(-1, 2, 256)}
+            "hist8": np.asarray(row.get("hist8_per_image", []), dtype=np.int64).reshape(-1, 2, 256),
+            "labels": np.asarray(row.get("labels_per_image", []), dtype=np.int64),
+            "image_scores": np.asarray(row.get("image_score_per_image", []), dtype=np.float64)}
+
+
+def paired_image_auc(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
+    """Image AUC of A's and B's image scores on the same images, and B - A with the bootstrap's SE
+    and interval (resamples with one class only are skipped)."""
+    from sklearn.metrics import roc_auc_score
+
+    diffs = []
+    for i in resample_indices(labels.size, BOOTSTRAP):
+        if 0 < labels[i].sum() < labels.size:
+            diffs.append(roc_auc_score(labels[i], b[i]) - roc_auc_score(labels[i], a[i]))
+    d = np.asarray(diffs)
+    auc_a, auc_b = roc_auc_score(labels, a), roc_auc_score(labels, b)
+    return {"n": int(labels.size), "a": auc_a, "b": auc_b, "diff": auc_b - auc_a, "se": float(d.std(ddof=1)),
+            "interval": percentile_interval(d, BOOTSTRAP.level)}
 
 
 def pooled_auc(hist8: np.ndarray) -> float:
@@ -91,7 +108,17 @@ def main() -> None:
                             ("flagged on authentic", a["flagged"], b["flagged"], True),
                             ("authentic > 1 % flagged", (a["flagged"] > 0.01) * 1.0, (b["flagged"] > 0.01) * 1.0,
                              True),
-                            ("pixel AUC, pooled (forgeries)", a["hist8"], b["hist8"], False)]:
+                            ("pixel AUC, pooled (forgeries)", a["hist8"], b["hist8"], False),
+                            ("image AUC", a["image_scores"], b["image_scores"], False)]:
+        if name == "image AUC":
+            if a["labels"].size == 0 or not np.array_equal(a["labels"], b["labels"]):
+                print(f"| {name} | 0 | n/a | n/a | n/a | n/a | n/a | n/a |")
+                continue
+            r = paired_image_auc(a["labels"], x, y)
+            z = r["diff"] / r["se"] if r["se"] > 0 else float("nan")
+            print(f"| {name} | {r['n']} | {r['a']:.4f} | {r['b']:.4f} | {r['diff']:.4f} | {r['se']:.4f} | "
+                  f"[{r['interval'][0]:.4f}, {r['interval'][1]:.4f}] | {z:+.2f} |")
+            continue
         if x.ndim == 3 and (x.shape[0] == 0 or x.shape != y.shape):
             print(f"| {name} | 0 | n/a | n/a | n/a | n/a | n/a | n/a |")
             continue

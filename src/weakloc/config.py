@@ -54,7 +54,12 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft7Validator)
+#: Draft 7 with the schema's defaults filled in, and a Python tuple accepted where the schema says
+#: array (typed sections and callers pass ranges as tuples; YAML gives lists).
+_Validator = jsonschema.validators.extend(
+    _with_defaults(jsonschema.Draft7Validator),
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "array", lambda _checker, instance: isinstance(instance, (list, tuple))))
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:

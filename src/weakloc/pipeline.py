@@ -252,14 +252,13 @@ class Localizer:
         return self
 
     def _setup(self, model, meta, config, source, checkpoint, device, segmenters, fusion) -> None:
+        from weakloc.fusion import FUSION_METHODS
         from weakloc.operating_point import operating_point
         from weakloc.refinement import RefineSettings
 
         self.model, self.meta, self.config, self.settings_source = model, meta, config, source
         self.checkpoint, self.device = checkpoint, device
         self.fusion = fusion or config["fusion"]["methods"][0]
-        from weakloc.fusion import FUSION_METHODS
-
         if self.fusion not in FUSION_METHODS:
             raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
         self.segmenter_names = list(config["segmenters"]["use"] if segmenters is None else segmenters)

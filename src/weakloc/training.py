@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from weakloc.config import PIPELINE_SECTIONS
+from weakloc.config import PIPELINE_SECTIONS, Section
 from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
 from weakloc.manifest import content_hash, read_manifest
@@ -401,6 +401,26 @@ def _gained(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
 
 
 @dataclass(frozen=True)
+class TrainSettings(Section):
+    """The ``train`` config section (see the schema for each key; ``from_config`` checks it)."""
+
+    SECTION = "train"
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    crop_size: int
+    block_loss_weight: float
+    time_budget_minutes: float | None
+    device: str
+    num_workers: int
+    sel_cache_gb: float
+    threads: int | None
+
+
+@dataclass(frozen=True)
 class StopRules:
     """When training ends: after ``epochs`` epochs, ``patience`` epochs without a gain, or when
     the next epoch (at the mean epoch time so far) would pass ``budget_s`` seconds."""
@@ -410,10 +430,10 @@ class StopRules:
     budget_s: float | None
 
     @classmethod
-    def from_config(cls, tcfg: dict) -> StopRules:
-        """From the ``train`` config section (``epochs``, ``patience``, ``time_budget_minutes``)."""
-        budget = tcfg["time_budget_minutes"]
-        return cls(int(tcfg["epochs"]), int(tcfg["patience"]), None if budget is None else 60.0 * float(budget))
+    def from_config(cls, train: TrainSettings) -> StopRules:
+        """From the ``train`` section (``epochs``, ``patience``, ``time_budget_minutes``)."""
+        budget = train.time_budget_minutes
+        return cls(int(train.epochs), int(train.patience), None if budget is None else 60.0 * float(budget))
 
     def reason(self, state: TrainingState) -> str | None:
         """``max_epochs`` | ``early_stop`` | ``time_budget`` when training stops before the next epoch, else None."""
@@ -526,10 +546,11 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     df, train_df, val_df = _training_splits(manifest_path)
     if student is not None:
         train_df = _student_rows(manifest_path, train_df, student)
-    device = resolve_device(config["train"]["device"], "train.device")
+    train = TrainSettings.from_config(config)
+    device = resolve_device(train.device, "train.device")
     amp = autocast_dtype(device)
     if device.type == "cpu":
-        set_threads(config["train"]["threads"])
+        set_threads(train.threads)
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
     model, optimizer, scheduler, scaler = _optimization(config, train_df["label"].to_numpy(), device, amp)
@@ -541,7 +562,7 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
     rpath = resume_path(out_path)
     state.restore(rpath)
 
-    rules = StopRules.from_config(config["train"])
+    rules = StopRules.from_config(train)
     cache_decided = False
     while state.stop_reason is None:
         state.stop_reason = rules.reason(state)
@@ -585,13 +606,13 @@ def _student_rows(manifest_path: Path, train_df: pd.DataFrame, student: Student)
 
 def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, amp: torch.dtype | None):
     """A fresh model (drawn from torch's RNG), AdamW, the warm-up + cosine schedule and the fp16 scaler."""
-    tcfg = config["train"]
+    tcfg = TrainSettings.from_config(config)
     model = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
-    batch_size = int(tcfg["batch_size"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(tcfg.lr), weight_decay=float(tcfg.weight_decay))
+    batch_size = int(tcfg.batch_size)
     n_per_epoch = 2 * int(max(np.sum(train_labels == 0), np.sum(train_labels == 1)))
     steps_per_epoch = math.ceil(n_per_epoch / batch_size)
-    total_steps = steps_per_epoch * int(tcfg["epochs"])
+    total_steps = steps_per_epoch * int(tcfg.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch, total_steps))
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     return model, optimizer, scheduler, scaler
@@ -600,14 +621,14 @@ def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, 
 def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype | None,
                  train_df: pd.DataFrame, val_df: pd.DataFrame, student: Student | None = None) -> _Run:
     """The training loader and the validation SELs (computed once: full resolution, no augmentation)."""
-    tcfg = config["train"]
+    tcfg = TrainSettings.from_config(config)
     train_labels = train_df["label"].to_numpy()
     pixels = None if student is None else [student.pixel_labels[i] for i in train_df["id"]]
-    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg["crop_size"]), pixels)
+    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg.crop_size), pixels)
     generator = torch.Generator()
     generator.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=int(tcfg["batch_size"]), shuffle=False, num_workers=int(tcfg["num_workers"]),
+        dataset, batch_size=int(tcfg.batch_size), shuffle=False, num_workers=int(tcfg.num_workers),
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
         persistent_workers=False,
     )
@@ -619,14 +640,14 @@ def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype
 
 def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log_csv: Path, rpath: Path) -> None:
     """Train epoch ``state.epoch + 1``, validate, log it, save a new best model and the resume state."""
-    tcfg = run.config["train"]
+    tcfg = TrainSettings.from_config(run.config)
     epoch = state.epoch + 1
     t0 = time.perf_counter()
     run.dataset.set_plan(balanced_epoch_plan(run.train_labels, run.seed, epoch))
     lr = state.optimizer.param_groups[0]["lr"]
     train_loss = _epoch(state.model, run.loader, state.optimizer, state.scheduler, state.scaler, run.device, run.amp,
-                        float(tcfg["block_loss_weight"]), f"epoch {epoch}/{epochs}", run.pixel_loss)
-    logits = image_logits(state.model, run.val_sels, run.device, batch_size=int(tcfg["batch_size"]), amp=run.amp)
+                        float(tcfg.block_loss_weight), f"epoch {epoch}/{epochs}", run.pixel_loss)
+    logits = image_logits(state.model, run.val_sels, run.device, batch_size=int(tcfg.batch_size), amp=run.amp)
     val_loss = float(F.binary_cross_entropy_with_logits(
         torch.from_numpy(logits), torch.from_numpy(run.val_labels.astype(np.float64))))
     val_auc = auc_or_nan(run.val_labels, logits)
@@ -651,7 +672,8 @@ def _finish(state: TrainingState, run: _Run, out_path: Path, log_csv: Path, rpat
         if not state.best_point_known:  # resumed after the best epoch: score the validation split again
             best = build_wcbnet(run.config).to(run.device).to(memory_format=torch.channels_last)
             best.load_state_dict(state.best_model)
-            logits = image_logits(best, run.val_sels, run.device, int(run.config["train"]["batch_size"]), run.amp)
+            batch = TrainSettings.from_config(run.config).batch_size
+            logits = image_logits(best, run.val_sels, run.device, batch, run.amp)
             state.best_point = _operating_point(run.val_labels, logits)
         _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
                    run.seed, state.stop_reason, operating_point=state.best_point, extra_meta=run.extra_meta)
@@ -667,7 +689,7 @@ def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, config: dict
     """Cache the training SELs in memory when they fit in ``train.sel_cache_gb``; say which."""
     sizes = list(zip(train_df["width"], train_df["height"], strict=True))
     need = sel_cache_bytes(sizes, len(config["sel"]["qualities"]))
-    limit = config["train"]["sel_cache_gb"]
+    limit = TrainSettings.from_config(config).sel_cache_gb
     if need <= float(limit) * 1e9:
         print(f"weakloc train: caching the training SELs in memory ({need / 1e9:.2f} GB)", file=sys.stderr)
         dataset.cache_sels()
@@ -700,7 +722,7 @@ def _save_best(out_path: Path, best_state: dict, config: dict, epoch: int, auc: 
     save_checkpoint(out_path, best, config, {
         "epoch": int(epoch), "val_auc": None if math.isnan(auc) else float(auc),
         "val_loss": float(loss), "seed": int(seed), "stop_reason": stop_reason,
-        "time_budget_minutes": config["train"]["time_budget_minutes"],
+        "time_budget_minutes": TrainSettings.from_config(config).time_budget_minutes,
         # the verdict threshold of `weakloc localize` (weakloc.detection.operating_point); None
         # when the validation split has one class only
         "image_threshold": None if operating_point is None else {**operating_point, "epoch": int(epoch)},
