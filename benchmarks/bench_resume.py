@@ -4,17 +4,19 @@ Builds ``--n-photos`` photos (``--authentic`` of them authentic) with the unseen
 benchmark's builder (mate-backgrounds' ``nature/`` photos, 256 to 900 px), then:
 
 1. runs ``weakloc localize DIR --out CLEAN`` once, uninterrupted (its wall time ``T``);
-2. runs the same command into ``OUT`` and kills it with SIGKILL after a time drawn uniformly in
-   ``[0.1 T, 0.6 T]`` of that process's life, ``--kills`` times (each rerun resumes the last);
-   then lets a last rerun finish;
+2. runs the same command into ``OUT`` and kills it with SIGKILL at a moment drawn uniformly while
+   that run is computing images (after its start-up, before the images it has left would be
+   done at the uninterrupted pace), ``--kills`` times (each rerun resumes the last); then lets a
+   last rerun finish;
 3. compares every file of ``OUT`` with ``CLEAN`` byte for byte (``run.json`` and ``index.html``
    without their ``timing``, which describes each run itself) and prints the peak RSS of each
    process (its own ``ru_maxrss``).
 
 Default options pass ``--segmenter slic`` to keep the run short; resume does not depend on the
-segmenter (``--localize-args ""`` runs the default SAM pipeline).
+segmenter (``--localize-args=`` runs the default SAM pipeline; an option value that starts with
+``-`` needs the ``=`` form).
 
-    python benchmarks/bench_resume.py [--n-photos 500] [--kills 3] [--seed 5] [--localize-args "--segmenter slic"]
+    python benchmarks/bench_resume.py [--n-photos 500] [--kills 3] [--seed 5] [--localize-args="--no-refine"]
 """
 
 from __future__ import annotations
@@ -37,14 +39,17 @@ def run(cmd: list[str], kill_after: float | None = None) -> tuple[float, float, 
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = False
-    if kill_after is not None:
-        while proc.poll() is None and time.perf_counter() - t < kill_after:
-            time.sleep(0.05)
-        if proc.poll() is None:
+    while True:  # os.wait4 reaps the child itself, so its own resource usage is read (Popen.poll would lose it)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG if kill_after is not None else 0)
+        if pid:
+            break
+        if time.perf_counter() - t >= kill_after:
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
-    _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+            _, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     if not killed and code != 0:
         sys.exit(f"failed ({code}): {' '.join(cmd)}")
     return time.perf_counter() - t, usage.ru_maxrss / 2**20, killed
@@ -98,9 +103,13 @@ def main() -> None:
         wall, rss, _ = run(cmd("clean"))
         print(f"{len(photos)} photos, options {args.localize_args or '(defaults)'}; uninterrupted: {wall:.0f} s, "
               f"peak RSS {rss:.2f} GB", file=sys.stderr)
-        lines = [("uninterrupted", wall, rss, len(photos))]
+        startup, rss_rerun, _ = run(cmd("clean"))  # every image done: start-up and the resume check
+        lines = [("uninterrupted", wall, rss, len(photos)),
+                 ("rerun of the finished folder", startup, rss_rerun, len(photos))]
         for k in range(args.kills):
-            at = rng.uniform(0.1, 0.6) * wall
+            done = len(list((tmp / "out" / ".weakloc").glob("*.json"))) if (tmp / "out").is_dir() else 0
+            # a random moment while images of this run are being computed
+            at = startup + rng.uniform(0.05, 0.95) * (wall - startup) * (len(photos) - done) / len(photos)
             w, r, killed = run(cmd("out"), kill_after=at)
             done = len(list((tmp / "out" / ".weakloc").glob("*.json")))
             lines.append((f"kill {k + 1} at {at:.0f} s" + ("" if killed else " (finished first)"), w, r, done))
