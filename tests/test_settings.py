@@ -10,9 +10,11 @@ from weakloc.decision import DecisionSettings
 from weakloc.errors import WeaklocError
 from weakloc.intervals import BootstrapSettings
 from weakloc.refinement import RefineSettings
+from weakloc.training import TrainSettings
 from weakloc.wcbnet import ModelSettings
 
-TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, PostSettings, BootstrapSettings]
+TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, PostSettings, BootstrapSettings,
+         TrainSettings]
 
 
 def _schema_section(path):
