@@ -25,7 +25,7 @@ own connected regions), which the Bayesian refinement uses like any other.
 
 Because it needs the map, this segmenter is called as ``seg(rgb, coarse)`` (its
 ``needs_map`` attribute is True): ``weakloc localize --segmenter sam_prompt`` and the
-library's :func:`weakloc.localize.localize_image` pass the fused map; ``weakloc segment``,
+library's :class:`weakloc.pipeline.Localizer` pass the fused map; ``weakloc segment``,
 which runs before any map exists, refuses it.
 """
 
