@@ -10,11 +10,12 @@ from weakloc.decision import DecisionSettings
 from weakloc.errors import WeaklocError
 from weakloc.intervals import BootstrapSettings
 from weakloc.refinement import RefineSettings
+from weakloc.sel import SelSettings
 from weakloc.training import TrainSettings
 from weakloc.wcbnet import ModelSettings
 
 TYPED = [ModelSettings, RefineSettings, DecisionSettings, SyntheticSettings, PostSettings, BootstrapSettings,
-         TrainSettings]
+         TrainSettings, SelSettings]
 
 
 def _schema_section(path):

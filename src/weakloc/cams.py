@@ -70,7 +70,7 @@ from weakloc.io import (
 from weakloc.layout import block_variant
 from weakloc.manifest import content_hash, read_manifest
 from weakloc.operating_point import operating_point
-from weakloc.sel import signed_error_level
+from weakloc.sel import SelSettings
 from weakloc.shards import Shard, shard_items
 from weakloc.wcbnet import pool_score_map
 
@@ -180,9 +180,8 @@ def _checked_sel(meta: dict, rgb: np.ndarray, method: str, sel: np.ndarray | Non
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise WeaklocError(f"cams: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-    sel_cfg = meta["config"]["sel"]
     if sel is None:
-        return signed_error_level(rgb, sel_cfg["qualities"], sel_cfg["scale"])
+        return SelSettings.from_section(meta["config"]["sel"]).of(rgb)
     if sel.shape[1:] != rgb.shape[:2]:
         raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
     return sel

@@ -24,7 +24,7 @@ from weakloc.io import atomic_path, read_rgb, write_text_atomic
 from weakloc.manifest import read_manifest
 from weakloc.metrics import image_metrics
 from weakloc.runtime import autocast_dtype, image_logits, resolve_device, size_batches
-from weakloc.sel import signed_error_level
+from weakloc.sel import SelSettings
 from weakloc.wcbnet import WCBnet, load_checkpoint
 
 
@@ -56,7 +56,7 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
     Returns:
         ``(N,) float64`` in [0, 1], in the order of ``paths``.
     """
-    sel_cfg = meta["config"]["sel"]
+    sel = SelSettings.from_section(meta["config"]["sel"])
     dev = resolve_device(device, "train.device")
     amp = autocast_dtype(dev)
     model = model.to(dev).to(memory_format=torch.channels_last).eval()
@@ -67,7 +67,7 @@ def score_images(model: WCBnet, meta: dict, paths: list[str | Path], batch_size:
     probs = np.zeros(len(paths), dtype=np.float64)
     batches = size_batches(shapes, batch_size)
     for batch in tqdm(batches, desc="detect", file=sys.stderr, disable=not progress):
-        sels = [signed_error_level(read_rgb(paths[i], orient=False), sel_cfg["qualities"], float(sel_cfg["scale"]))
+        sels = [sel.of(read_rgb(paths[i], orient=False))
                 for i in batch]
         logits = image_logits(model, sels, dev, batch_size=batch_size, amp=amp)
         probs[batch] = 1.0 / (1.0 + np.exp(-logits))

@@ -312,12 +312,11 @@ class Localizer:
 
     def _with_sel(self, image) -> _Image:
         """Stage 1 plus the stored image's signed error level (the prefetch worker's share of stage 2)."""
-        from weakloc.sel import signed_error_level
+        from weakloc.sel import SelSettings
 
         img = self.read(image)
         t = time.perf_counter()
-        sel_cfg = self.meta["config"]["sel"]
-        img.sel = signed_error_level(img.stored, sel_cfg["qualities"], sel_cfg["scale"])
+        img.sel = SelSettings.from_section(self.meta["config"]["sel"]).of(img.stored)
         img.seconds["detect"] = time.perf_counter() - t
         return img
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from weakloc.config import Section
 from weakloc.errors import WeaklocError
 
 #: Pillow JPEG options of the re-encoding; ``quality`` is added per level.
@@ -100,3 +102,18 @@ def signed_error_level(rgb: np.ndarray, qualities: Sequence[int], scale: float) 
         ``[-255 / scale, 255 / scale]`` and are mostly near 0. Deterministic.
     """
     return scale_error_diff(signed_error_diff(rgb, qualities), scale)
+
+
+@dataclass(frozen=True)
+class SelSettings(Section):
+    """The ``sel`` config section (see the schema for each key; ``from_section`` checks it and fills
+    what a checkpoint's stored section lacks)."""
+
+    SECTION = "sel"
+
+    qualities: list[int]
+    scale: float
+
+    def of(self, rgb: np.ndarray) -> np.ndarray:
+        """:func:`signed_error_level` of ``rgb`` with these settings."""
+        return signed_error_level(rgb, self.qualities, float(self.scale))

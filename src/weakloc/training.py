@@ -60,7 +60,7 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, read_rgb
 from weakloc.manifest import content_hash, read_manifest
 from weakloc.runtime import autocast, autocast_dtype, image_logits, resolve_device, set_threads
-from weakloc.sel import scale_error_diff, signed_error_diff, signed_error_level
+from weakloc.sel import SelSettings, scale_error_diff, signed_error_diff
 from weakloc.wcbnet import build_wcbnet, model_sections, save_checkpoint
 
 #: Crop offsets are multiples of this (the 4:2:0 chroma block size in pixels, a multiple of 8).
@@ -76,7 +76,7 @@ def sel_of_file(path: str | Path, sel_config: dict) -> np.ndarray:
     """``(3Q, H, W) float32`` SEL of the image file at ``path`` (``sel`` config section)."""
     # pixels as stored (orient=False): the detector reads a JPEG on its own 8x8 grid; the labels
     # are per image, so an EXIF rotation changes nothing else (docs/localization.md)
-    return signed_error_level(read_rgb(path, orient=False), sel_config["qualities"], float(sel_config["scale"]))
+    return SelSettings.from_section(sel_config).of(read_rgb(path, orient=False))
 
 
 def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) -> np.ndarray:
