@@ -23,7 +23,6 @@ scale linearly with pixels; ``train`` runs all ``train.epochs`` (early stopping 
 from __future__ import annotations
 
 import argparse
-import copy
 import re
 import subprocess
 import sys
@@ -31,7 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from weakloc.config import load_config
 
 # Work units: rules whose cost grows with the number of test images (``PER_TEST``), training
 # image-epochs (``train``), all images (``prepare``); the rest are a fixed cost per job.
@@ -69,25 +69,6 @@ def read_benchmarks(folder: Path) -> pd.DataFrame:
     if not rows:
         sys.exit(f"rule_costs: no benchmark files under {folder} (run the study first)")
     return pd.DataFrame(rows)
-
-
-def deep_update(base: dict, new: dict) -> dict:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
-def study_config(*paths: Path) -> dict:
-    """config.yaml, then each --configfile on top (as Snakemake merges them), defaults filled."""
-    from weakloc.config import validate_config
-
-    cfg: dict = {}
-    for path in paths:
-        deep_update(cfg, yaml.safe_load(path.read_text()) or {})
-    return validate_config(cfg, source=" + ".join(map(str, paths)))
 
 
 def dry_run_jobs(project: Path, configfiles: list[Path]) -> dict[str, int]:
@@ -173,7 +154,7 @@ def main() -> None:
 
     project = Path(args.project).resolve()
     bench = read_benchmarks(Path(args.bench) if args.bench else project / "logs" / "benchmarks")
-    cfg = study_config(*(project / c for c in args.config))
+    cfg = load_config([project / c for c in args.config])  # merged as Snakemake merges --configfile
     u = measured_units(project, cfg)
 
     print(f"## Measured per-rule costs ({' + '.join(args.config)}; {u['n_test']} test images of "
@@ -198,7 +179,7 @@ def main() -> None:
           f"CPU s per unit leave out a fixed {overhead:.2f} CPU s per job (the cheapest job's CPU time: start-up).")
 
     target_files = [project / args.config[0], *(project / c for c in args.target)]
-    target_cfg = study_config(*target_files)
+    target_cfg = load_config(list(target_files))
     jobs = dry_run_jobs(project, target_files[1:])
     splits = target_cfg["dataset"]["splits"]
     t = {"n_all": args.target_images, "n_train": args.target_images * splits["train"],
