@@ -90,7 +90,7 @@ from weakloc.pipeline import Localizer
 from weakloc.refinement import refine_with_config
 from weakloc.runtime import resolve_device, set_threads
 from weakloc.segmenters import build_segmenter
-from weakloc.sel import scale_error_diff
+from weakloc.sel import SelSettings, scale_error_diff
 from weakloc.selftrain import balanced_subset, pseudo_label
 from weakloc.training import (
     PIXEL_BACKGROUND,
@@ -246,7 +246,8 @@ def make_pseudo_labels(model, meta: dict, train: Images, config: dict, args, des
 def training_samples(train: Images, labels: list[np.ndarray], config: dict) -> TrainImages:
     """Training's own samples (:class:`weakloc.training.TrainImages` with pixel labels) over the
     subset's cached SELs; the ids stand for the file names in its messages."""
-    samples = TrainImages(train.ids, train.labels, config["sel"], int(config["train"]["crop_size"]), labels)
+    samples = TrainImages(train.ids, train.labels, SelSettings.from_config(config), int(config["train"]["crop_size"]),
+                          labels)
     samples.cache = train.sels
     return samples
 

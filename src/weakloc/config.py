@@ -35,9 +35,27 @@ class ConfigError(WeaklocError):
     """A configuration that does not match the schema; the message names the key."""
 
 
-def load_schema() -> dict:
+@functools.cache
+def _schema() -> dict:
+    """The schema, parsed once per process (read only: every reader here leaves it as it is)."""
     with open(SCHEMA_PATH, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def load_schema() -> dict:
+    """The schema as a dict of the caller's own."""
+    return copy.deepcopy(_schema())
+
+
+def _schema_node(path: str, what: str = "section") -> dict:
+    """The schema of the section (or, ``what="key"``, the key) at dotted ``path`` (``"refine.decision"``)."""
+    node = _schema()
+    for part in path.split("."):
+        try:
+            node = node["properties"][part]
+        except KeyError:
+            raise ConfigError(f"the schema has no {what} {path}") from None
+    return node
 
 
 def _with_defaults(validator_class):
@@ -124,7 +142,7 @@ def validate_config(config: dict | None, source: str = "config") -> dict:
         _check_renamed(config)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(_Validator(_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
     splits = config["dataset"]["splits"]
@@ -191,34 +209,23 @@ def load_config(path: str | Path | Sequence[str | Path] | None = None, json_text
 @functools.cache
 def _section_validator(path: str):
     """The validator (defaults filled as it goes) of the schema's section at dotted ``path``."""
-    schema = load_schema()
-    for part in path.split("."):
-        schema = schema["properties"][part]
+    schema = _schema_node(path)
+    if schema.get("type") != "object":
+        raise ConfigError(f"the schema's {path} is not a section (type {schema.get('type')})")
     return _Validator(schema)
 
 
 @functools.cache
 def _section_defaults(path: str) -> dict:
-    schema = load_schema()
-    for part in path.split("."):
-        try:
-            schema = schema["properties"][part]
-        except KeyError:
-            raise ConfigError(f"the schema has no section {path}") from None
-    if schema.get("type") != "object":
-        raise ConfigError(f"the schema's {path} is not a section (type {schema.get('type')})")
     filled: dict = {}
-    _Validator(schema).validate(filled)
+    _section_validator(path).validate(filled)
     return filled
 
 
 def schema_choices(path: str) -> tuple:
     """The values the schema allows for the key at dotted ``path`` (its ``enum``): what a CLI
     option for that key offers, so the choices are written in the schema only."""
-    schema = load_schema()
-    for part in path.split("."):
-        schema = schema["properties"][part]
-    return tuple(schema["enum"])
+    return tuple(_schema_node(path, "key")["enum"])
 
 
 def section_defaults(path: str) -> dict:

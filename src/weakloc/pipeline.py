@@ -255,6 +255,7 @@ class Localizer:
         from weakloc.fusion import FUSION_METHODS
         from weakloc.operating_point import operating_point
         from weakloc.refinement import RefineSettings
+        from weakloc.sel import SelSettings
 
         self.model, self.meta, self.config, self.settings_source = model, meta, config, source
         self.checkpoint, self.device = checkpoint, device
@@ -263,6 +264,7 @@ class Localizer:
             raise WeaklocError(f"unknown fusion {self.fusion!r} (choose from {', '.join(FUSION_METHODS)})")
         self.segmenter_names = list(config["segmenters"]["use"] if segmenters is None else segmenters)
         self.refine_settings = RefineSettings.from_section(config["refine"])
+        self.sel_settings = SelSettings.from_section(meta["config"]["sel"])  # the detector's input, as trained
         self.threshold, self.threshold_source = operating_point(meta)
         self._segmenters: list | None = None  # built when an image first needs them
         self._segmenters_lock = threading.Lock()
@@ -312,11 +314,9 @@ class Localizer:
 
     def _with_sel(self, image) -> _Image:
         """Stage 1 plus the stored image's signed error level (the prefetch worker's share of stage 2)."""
-        from weakloc.sel import SelSettings
-
         img = self.read(image)
         t = time.perf_counter()
-        img.sel = SelSettings.from_section(self.meta["config"]["sel"]).of(img.stored)
+        img.sel = self.sel_settings.of(img.stored)
         img.seconds["detect"] = time.perf_counter() - t
         return img
 

@@ -72,11 +72,11 @@ RESUME_VERSION = 1
 
 # --------------------------------------------------------------------------- data
 
-def sel_of_file(path: str | Path, sel_config: dict) -> np.ndarray:
+def sel_of_file(path: str | Path, sel: SelSettings) -> np.ndarray:
     """``(3Q, H, W) float32`` SEL of the image file at ``path`` (``sel`` config section)."""
     # pixels as stored (orient=False): the detector reads a JPEG on its own 8x8 grid; the labels
     # are per image, so an EXIF rotation changes nothing else (docs/localization.md)
-    return SelSettings.from_section(sel_config).of(read_rgb(path, orient=False))
+    return sel.of(read_rgb(path, orient=False))
 
 
 def grid_crop(sel: np.ndarray, size: int, rng: np.random.Generator, flip: bool) -> np.ndarray:
@@ -124,11 +124,11 @@ class TrainImages(torch.utils.data.Dataset):
     (S, S) int64)``, both crops cut and flipped identically.
     """
 
-    def __init__(self, paths: list[str], labels: np.ndarray, sel_config: dict, crop_size: int,
+    def __init__(self, paths: list[str], labels: np.ndarray, sel: SelSettings, crop_size: int,
                  pixel_labels: list[np.ndarray] | None = None) -> None:
         self.paths = paths
         self.labels = labels.astype(np.float32)
-        self.sel_config = sel_config
+        self.sel = sel
         self.crop_size = crop_size
         self.pixel_labels = pixel_labels
         self.plan: list[tuple[int, int]] = []
@@ -136,8 +136,7 @@ class TrainImages(torch.utils.data.Dataset):
 
     def cache_sels(self) -> None:
         """Compute every training image's SEL once and keep it in memory (a progress bar)."""
-        qualities = self.sel_config["qualities"]
-        self.cache = [compact_sel_of_file(p, qualities)
+        self.cache = [compact_sel_of_file(p, self.sel.qualities)
                       for p in tqdm(self.paths, desc="training SEL (cached in memory)", file=sys.stderr, leave=False)]
 
     def set_plan(self, plan: list[tuple[int, int]]) -> None:
@@ -149,9 +148,9 @@ class TrainImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         row, aug_seed = self.plan[i]
         if self.cache is not None:
-            sel = scale_error_diff(self.cache[row], float(self.sel_config["scale"]))
+            sel = scale_error_diff(self.cache[row], float(self.sel.scale))
         else:
-            sel = sel_of_file(self.paths[row], self.sel_config)
+            sel = sel_of_file(self.paths[row], self.sel)
         rng = np.random.default_rng(aug_seed)
         if self.pixel_labels is None:
             return torch.from_numpy(grid_crop(sel, self.crop_size, rng, flip=True)), torch.tensor(self.labels[row])
@@ -510,6 +509,7 @@ class _Run:
     """What every epoch of one training run reads (never part of the resume state)."""
 
     config: dict
+    train: TrainSettings
     seed: int
     device: torch.device
     amp: torch.dtype | None
@@ -553,10 +553,10 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         set_threads(train.threads)
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-    model, optimizer, scheduler, scaler = _optimization(config, train_df["label"].to_numpy(), device, amp)
+    model, optimizer, scheduler, scaler = _optimization(config, train, train_df["label"].to_numpy(), device, amp)
     if student is not None:
         model.load_state_dict(student.weights)
-    run = _prepare_run(config, seed, device, amp, train_df, val_df, student)
+    run = _prepare_run(config, train, seed, device, amp, train_df, val_df, student)
     fingerprint = run_fingerprint(config, seed, df, None if student is None else student.fingerprint)
     state = TrainingState(model, optimizer, scheduler, scaler, fingerprint)
     rpath = resume_path(out_path)
@@ -569,7 +569,7 @@ def train_wcbnet(manifest_path: str | Path, config: dict, seed: int, out_path: s
         if state.stop_reason is not None:
             break
         if not cache_decided:  # only once an epoch will run (not when a finished run is rerun)
-            _cache_if_it_fits(run.dataset, train_df, config)
+            _cache_if_it_fits(run.dataset, train_df, train.sel_cache_gb)
             cache_decided = True
         _run_epoch(state, run, rules.epochs, out_path, log_csv, rpath)
 
@@ -604,9 +604,9 @@ def _student_rows(manifest_path: Path, train_df: pd.DataFrame, student: Student)
     return rows
 
 
-def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, amp: torch.dtype | None):
+def _optimization(config: dict, tcfg: TrainSettings, train_labels: np.ndarray, device: torch.device,
+                  amp: torch.dtype | None):
     """A fresh model (drawn from torch's RNG), AdamW, the warm-up + cosine schedule and the fp16 scaler."""
-    tcfg = TrainSettings.from_config(config)
     model = build_wcbnet(config).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(tcfg.lr), weight_decay=float(tcfg.weight_decay))
     batch_size = int(tcfg.batch_size)
@@ -618,13 +618,13 @@ def _optimization(config: dict, train_labels: np.ndarray, device: torch.device, 
     return model, optimizer, scheduler, scaler
 
 
-def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype | None,
+def _prepare_run(config: dict, tcfg: TrainSettings, seed: int, device: torch.device, amp: torch.dtype | None,
                  train_df: pd.DataFrame, val_df: pd.DataFrame, student: Student | None = None) -> _Run:
     """The training loader and the validation SELs (computed once: full resolution, no augmentation)."""
-    tcfg = TrainSettings.from_config(config)
+    sel = SelSettings.from_config(config)
     train_labels = train_df["label"].to_numpy()
     pixels = None if student is None else [student.pixel_labels[i] for i in train_df["id"]]
-    dataset = TrainImages(train_df["image"].tolist(), train_labels, config["sel"], int(tcfg.crop_size), pixels)
+    dataset = TrainImages(train_df["image"].tolist(), train_labels, sel, int(tcfg.crop_size), pixels)
     generator = torch.Generator()
     generator.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -632,15 +632,15 @@ def _prepare_run(config: dict, seed: int, device: torch.device, amp: torch.dtype
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
         persistent_workers=False,
     )
-    val_sels = [sel_of_file(p, config["sel"]) for p in
+    val_sels = [sel_of_file(p, sel) for p in
                 tqdm(val_df["image"], desc="validation SEL", file=sys.stderr, leave=False)]
-    return _Run(config, seed, device, amp, train_labels, dataset, loader, val_df["label"].to_numpy(), val_sels,
+    return _Run(config, tcfg, seed, device, amp, train_labels, dataset, loader, val_df["label"].to_numpy(), val_sels,
                 None if student is None else student.pixel_loss, {} if student is None else student.meta)
 
 
 def _run_epoch(state: TrainingState, run: _Run, epochs: int, out_path: Path, log_csv: Path, rpath: Path) -> None:
     """Train epoch ``state.epoch + 1``, validate, log it, save a new best model and the resume state."""
-    tcfg = TrainSettings.from_config(run.config)
+    tcfg = run.train
     epoch = state.epoch + 1
     t0 = time.perf_counter()
     run.dataset.set_plan(balanced_epoch_plan(run.train_labels, run.seed, epoch))
@@ -672,8 +672,7 @@ def _finish(state: TrainingState, run: _Run, out_path: Path, log_csv: Path, rpat
         if not state.best_point_known:  # resumed after the best epoch: score the validation split again
             best = build_wcbnet(run.config).to(run.device).to(memory_format=torch.channels_last)
             best.load_state_dict(state.best_model)
-            batch = TrainSettings.from_config(run.config).batch_size
-            logits = image_logits(best, run.val_sels, run.device, batch, run.amp)
+            logits = image_logits(best, run.val_sels, run.device, run.train.batch_size, run.amp)
             state.best_point = _operating_point(run.val_labels, logits)
         _save_best(out_path, state.best_model, run.config, state.best_epoch, state.best_auc, state.best_loss,
                    run.seed, state.stop_reason, operating_point=state.best_point, extra_meta=run.extra_meta)
@@ -685,11 +684,10 @@ def _finish(state: TrainingState, run: _Run, out_path: Path, log_csv: Path, rpat
             _save_resume(rpath, final)
 
 
-def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, config: dict) -> None:
+def _cache_if_it_fits(dataset: TrainImages, train_df: pd.DataFrame, limit: float) -> None:
     """Cache the training SELs in memory when they fit in ``train.sel_cache_gb``; say which."""
     sizes = list(zip(train_df["width"], train_df["height"], strict=True))
-    need = sel_cache_bytes(sizes, len(config["sel"]["qualities"]))
-    limit = TrainSettings.from_config(config).sel_cache_gb
+    need = sel_cache_bytes(sizes, len(dataset.sel.qualities))
     if need <= float(limit) * 1e9:
         print(f"weakloc train: caching the training SELs in memory ({need / 1e9:.2f} GB)", file=sys.stderr)
         dataset.cache_sels()
