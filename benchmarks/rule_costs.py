@@ -61,8 +61,8 @@ def read_benchmarks(folder: Path) -> pd.DataFrame:
         last = df.iloc[-1]  # a rerun appends nothing; repeats (`repeat(...)`) would be several rows
         shard = re.search(r"(\d+)-of-(\d+)", str(rel))
         rule = rel.parts[0]
-        if rule.removesuffix(SHARD_SUFFIX) == "segment":  # segment/<dataset>/<segmenter>/<key>[/<shard>]
-            rule = f"{rule}:{rel.parts[2]}"
+        if rule == "segment":  # segment/<root>/<segmenter>/<key>[/<shard>].tsv
+            rule = f"{rule}:{rel.parts[-3 if shard else -2]}"
         rows.append({"rule": rule, "job": str(rel.with_suffix("")), "s": float(last["s"]),
                      "cpu": float(last.get("cpu_time", 0.0) or 0.0), "rss_mb": float(last.get("max_rss", 0.0) or 0.0),
                      "shards": int(shard[2]) if shard else 1})

@@ -80,7 +80,7 @@ def test_result_files_build_and_parse():
     assert layout.score_file(root, 0, "fused-mean") == "results/synthetic/seed0/scores/fused-mean.json"
     assert layout.detect_file(root, 2) == "results/synthetic/seed2/detect/metrics.json"
     assert layout.baseline_score_file(root, "ela") == "results/synthetic/baselines/scores/baseline-ela.json"
-    assert layout.cross_root("synthetic", "casia1") == "results/synthetic/cross/casia1"
+    assert layout.tables_dir(layout.cross_name("synthetic", "casia1")) == "results/synthetic/cross/casia1/tables"
     assert layout.parse_result_file(layout.score_file(root, 0, "fused-mean")) == \
         ("score", {"seed": "0", "variant": "fused-mean"})
     assert layout.parse_result_file("seed2/detect/metrics.json") == ("detect", {"seed": "2"})
@@ -90,9 +90,31 @@ def test_result_files_build_and_parse():
         assert layout.parse_result_file(other) is None, other
 
 
-def test_roots_refinements_seeds_blocks_and_shards():
-    assert layout.parse_root("synthetic") == ("synthetic", None)
-    assert layout.parse_root("synthetic/" + layout.sel_name([75, 90])) == ("synthetic", [75, 90])
+def test_every_root_tells_its_data_checkpoints_segments_and_variants():
+    """The one grammar of the study's trees: each rule is written once over {root}."""
+    plain, sel, st, cross = (layout.parse_root(r) for r in (
+        "synthetic", "synthetic/" + layout.sel_name([75, 90]), "synthetic/" + layout.st_name(1),
+        layout.cross_name("synthetic", "casia1")))
+    for model_root in (plain, sel, st):  # trained models share the dataset's images and segment cache
+        assert (model_root.dataset, model_root.data, model_root.data_root) == ("synthetic",) * 3
+        assert model_root.checkpoint(2) == f"checkpoints/{model_root.name}/seed2/wcbnet.pt"
+        assert model_root.segments("slic", "k") == "results/synthetic/segments/slic/k"
+        assert model_root.kinds == layout.VARIANT_KINDS
+    assert (sel.qualities, plain.qualities, st.qualities) == ((75, 90), None, None)
+    # an evaluation set: its own images and segment cache, the dataset's checkpoints, fewer variants
+    assert (cross.dataset, cross.data, cross.data_root) == ("synthetic", "casia1", "synthetic/cross/casia1")
+    assert cross.checkpoint(0) == "checkpoints/synthetic/seed0/wcbnet.pt"
+    assert cross.segments("sam", "k") == "results/synthetic/cross/casia1/segments/sam/k"
+    assert layout.prepared_dir(cross.data) == "data/prepared/casia1"
+    assert cross.kinds == layout.CROSS_KINDS
+    for bad in ("synthetic/other", "synthetic/cross", "synthetic/sel-75/cross/x", "Synthetic", "a/st0"):
+        with pytest.raises(WeaklocError, match="not a study root"):
+            layout.parse_root(bad)
+    patterns = layout.wildcard_patterns(["mean"], ["slic"], ["ela"], ["jpeg"])
+    assert _matches(patterns["data_root"], cross.name) and not _matches(patterns["data_root"], sel.name)
+
+
+def test_refinements_seeds_blocks_and_shards():
     assert layout.refine_strength("default") is None
     assert layout.refine_strength("prior2.5") == 2.5
     assert layout.parse_seed_folder("seed12") == 12 and layout.parse_seed_folder("seeds") is None

@@ -7,6 +7,7 @@ must exist and every number must be finite. These are the slowest tests (a few m
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,7 +145,8 @@ def test_protocol_wscl_dry_run_trains_on_casia2_and_scores_the_others(tmp_path):
         assert f"data/raw/{name}" in out and f"data/prepared/{name}" in out
         assert f"--checkpoint checkpoints/casia2/seed0/wcbnet.pt --out results/casia2/cross/{name}/seed0/cams" in out
         assert f"results/casia2/cross/{name}/tables" in out
-    for rule in ("protocol_tables", "robustness", "perturb", "peer_refine_cross", "figure_robustness"):
+    assert "results/casia2/cross/casia1/seed0/peer/attention/edgecam" in out  # every step reaches the evaluation sets
+    for rule in ("protocol_tables", "robustness", "perturb", "peer_refine", "figure_robustness"):
         assert f"rule {rule}:" in out or f"{rule} " in out, f"{rule} not planned"
     assert "jpeg-50" in out and "blur-23" in out and "noise-23" in out and "resize-0.75" in out
     assert "--literature docs/literature/quoted.csv" in out
@@ -159,14 +161,15 @@ def test_config_typo_stops_with_the_key_named(tmp_path):
 
 @pytest.mark.slow
 def test_dvc_push_then_pull_restores_without_recomputing(smoke, tmp_path):
-    """Prepared data and checkpoints survive dvc push -> fresh clone -> dvc pull; nothing reruns.
+    """Prepared data (evaluation sets included) and checkpoints survive dvc push -> fresh clone ->
+    dvc pull; nothing reruns and the plan prepares nothing.
 
     The outputs are the smoke study's (a real Snakemake run): a project whose config.yaml is the
     smoke config gets them as `snakemake models` left them, and DVC tracks them from there."""
     remote = tmp_path / "remote"
     a = copy_project(tmp_path / "a")
     shutil.copy(a / "configs/smoke.yaml", a / "config.yaml")  # the params dvc.yaml tracks
-    for out in ("data/prepared/synthetic", "checkpoints/synthetic"):
+    for out in ("data/prepared/synthetic", "data/prepared/synthshift", "checkpoints/synthetic"):
         shutil.copytree(smoke / out, a / out)
     run(["git", "init", "-q"], a)
     run(["git", "add", "-A"], a)
@@ -175,7 +178,7 @@ def test_dvc_push_then_pull_restores_without_recomputing(smoke, tmp_path):
     assert "Nothing to be done" in out.stdout + out.stderr  # the smoke study's checkpoints, all of them
     dvc = BIN / "dvc"
     run([dvc, "remote", "add", "--local", "-d", "store", str(remote)], a)
-    run([dvc, "commit", "--force", "prepare", "train"], a)
+    run([dvc, "commit", "--force"], a)  # `make push`
     run([dvc, "push"], a)
     run(["git", "add", "dvc.lock"], a)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], a)
@@ -193,6 +196,9 @@ def test_dvc_push_then_pull_restores_without_recomputing(smoke, tmp_path):
     snakemake("--cores", "1", "--touch", "models", cwd=b)
     out = snakemake("-n", "--cores", "1", "models", cwd=b)
     assert "Nothing to be done" in out.stdout + out.stderr
+    assert (b / "data/prepared/synthshift/manifest.csv").is_file()
+    plan = snakemake("-n", "--cores", "1", "--quiet", "rules", cwd=b).stdout  # the whole study's jobs per rule
+    assert "tables" in plan and not re.search(r"^\s*prepare\s", plan, re.M), plan
 
 
 # --------------------------------------------------------------------------- reliability

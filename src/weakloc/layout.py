@@ -1,10 +1,12 @@
 """Variant names and result paths: the one module that builds them and parses them back.
 
 The workflow (``workflow/rules/*.smk``) writes every result under ``results/<root>/`` where a
-*root* is a dataset (``results/synthetic``), the dataset's SEL-ablation model
-(``results/synthetic/sel-75-90``) or its round-r self-trained student (``results/synthetic/st1``,
-:mod:`weakloc.selftrain`); the tables, figures and protocol tables read those files back by
-their paths. This module is the grammar both sides share.
+*study root* is a dataset (``results/synthetic``), the dataset's SEL-ablation model
+(``results/synthetic/sel-75-90``), its round-r self-trained student (``results/synthetic/st1``,
+:mod:`weakloc.selftrain`) or a cross-dataset evaluation set (``results/synthetic/cross/casia1``);
+:func:`parse_root` tells any root's prepared data, checkpoints, segment cache and score kinds,
+so each rule is written once over ``{root}``. The tables, figures and protocol tables read those
+files back by their paths. This module is the grammar both sides share.
 
 Score variants (the stem of ``<root>/seed{s}/scores/<variant>.json``), with the folder of maps
 each one scores, under the run folder ``<root>/seed{s}``:
@@ -20,8 +22,9 @@ each one scores, under the run folder ``<root>/seed{s}``:
 
 The other files the readers recognise: ``<root>/seed{s}/detect/metrics.json`` (image-level
 detection) and ``<root>/baselines/scores/baseline-{name}.json`` (a classic baseline, no seed).
-A cross-dataset evaluation set ``id`` has its own tree ``results/{d}/cross/{id}``; a shard of a
-per-image step is the folder ``{i}-of-{n}``.
+The inputs: ``data/prepared/<name>`` (:func:`prepared_dir`), ``checkpoints/<root>/seed{s}/``
+(:func:`checkpoint_file`), ``results/<data root>/segments/<segmenter>/<settings key>``
+(:func:`segments_dir`). A shard of a per-image step is the folder ``{i}-of-{n}``.
 
 :func:`wildcard_patterns` gives the Snakemake wildcard constraints from this grammar and the
 name lists of the registries, which the caller passes in (``workflow/rules/common.smk``): this
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from weakloc.errors import WeaklocError
 
@@ -44,7 +48,10 @@ NAME = r"[a-z0-9_]+"
 DATASET_PATTERN = r"[a-z0-9]+"
 #: The roots of trained models (``weakloc train``); a student's root (``st{r}``) is written by ``weakloc self-train``.
 TRAINED_ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+)?"
-ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+|/st[1-9][0-9]*)?"
+CROSS_FOLDER = "cross"
+#: The roots with data of their own (segment cache, baselines, tables): a dataset or an evaluation set.
+DATA_ROOT_PATTERN = rf"{DATASET_PATTERN}(/{CROSS_FOLDER}/{DATASET_PATTERN})?"
+ROOT_PATTERN = rf"{DATASET_PATTERN}(/sel-[0-9-]+|/st[1-9][0-9]*|/{CROSS_FOLDER}/{DATASET_PATTERN})?"
 #: The refinement variant folder: the configured prior, or prior<strength> (a = b = strength).
 REFINE_PATTERN = r"default|prior[0-9.]+"
 SHARD_PATTERN = r"\d+-of-\d+"
@@ -75,7 +82,6 @@ _BASELINE_VARIANT = re.compile(r"baseline-(?P<name>[^/]+)")
 _SCORE_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/scores/(?P<variant>[^/]+)\.json")
 _DETECT_FILE = re.compile(r"(?:^|.*/)seed(?P<seed>\d+)/detect/metrics\.json")
 _BASELINE_FILE = re.compile(r"(?:^|.*/)baselines/scores/baseline-(?P<name>[^/]+)\.json")
-_SEL_ROOT = re.compile(rf"{DATASET_PATTERN}/sel-(?P<qualities>[0-9-]+)")
 _ST_FOLDER = re.compile(r"st(?P<round>[1-9][0-9]*)")
 
 
@@ -160,14 +166,49 @@ def is_sel_folder(name: str) -> bool:
 
 # ----------------------------------------------------------------------------- result paths
 
-def results_root(dataset: str) -> str:
-    """``results/{dataset}``: the study's root folder."""
-    return f"results/{dataset}"
+def results_root(root: str) -> str:
+    """``results/{root}``: a study root's folder."""
+    return f"results/{root}"
 
 
-def cross_root(dataset: str, evalset: str) -> str:
-    """``results/{dataset}/cross/{evalset}``: a cross-dataset evaluation set's tree."""
-    return f"results/{dataset}/cross/{evalset}"
+def cross_name(dataset: str, evalset: str) -> str:
+    """``{dataset}/cross/{evalset}``: the study root of a cross-dataset evaluation set."""
+    return f"{dataset}/{CROSS_FOLDER}/{evalset}"
+
+
+def tables_dir(root: str) -> str:
+    """``results/{root}/tables``: a data root's localization and detection tables."""
+    return f"{results_root(root)}/tables"
+
+
+def prepared_dir(name: str) -> str:
+    """``data/prepared/{name}``: a prepared dataset (images/, masks/, manifest.csv)."""
+    return f"data/prepared/{name}"
+
+
+def checkpoint_file(root: str, seed: int | str) -> str:
+    """``checkpoints/{root}/seed{seed}/wcbnet.pt``: a trained root's model."""
+    return f"checkpoints/{root}/seed{seed}/wcbnet.pt"
+
+
+def train_log_file(root: str, seed: int | str) -> str:
+    """``checkpoints/{root}/seed{seed}/train_log.csv``: its training curve."""
+    return f"checkpoints/{root}/seed{seed}/train_log.csv"
+
+
+def perturbed_dir(dataset: str, level: str) -> str:
+    """``data/perturbed/{dataset}/{level}``: the dataset's test forgeries under one perturbation level."""
+    return f"data/perturbed/{dataset}/{level}"
+
+
+def robustness_file(dataset: str, level: str, name: str) -> str:
+    """``results/{dataset}/robustness/{level}/{name}.json``: ``seed{s}`` (the default pipeline) or ``baselines``."""
+    return f"{results_root(dataset)}/robustness/{level}/{name}.json"
+
+
+def segments_dir(root: str, segmenter: str, key: str) -> str:
+    """``results/{root}/segments/{segmenter}/{key}``: a data root's partitions by one segmenter's settings."""
+    return f"{results_root(root)}/segments/{segmenter}/{key}"
 
 
 def run_dir(root: str, seed: int | str) -> str:
@@ -226,11 +267,38 @@ def variant_maps(root: str, seed: int | str, variant: str, kinds: Sequence[str] 
     return folder, folder
 
 
-def parse_root(root: str) -> tuple[str, list[int] | None]:
-    """``(dataset, SEL qualities or None)`` of a study root (``synthetic``, ``synthetic/sel-75-90``,
-    ``synthetic/st1``)."""
-    m = _SEL_ROOT.fullmatch(root)
-    return root.split("/")[0], [int(q) for q in m["qualities"].split("-")] if m else None
+@dataclass(frozen=True)
+class Root:
+    """A study root and what its steps read: see :func:`parse_root`."""
+
+    name: str  #: ``synthetic``, ``synthetic/sel-75-90``, ``synthetic/st1``, ``synthetic/cross/casia1``
+    dataset: str  #: the training set whose checkpoints make its maps
+    data: str  #: the prepared set of its images (:func:`prepared_dir`)
+    data_root: str  #: the root of its segment cache and baselines: itself, or the dataset for a model root
+    model: str  #: the root of its checkpoints (:func:`checkpoint_file`): itself, or the dataset for an evaluation set
+    qualities: tuple[int, ...] | None  #: an SEL-ablation model's JPEG qualities
+    kinds: tuple[str, ...]  #: the score-variant kinds scored under it
+
+    def checkpoint(self, seed: int | str) -> str:
+        return checkpoint_file(self.model, seed)
+
+    def segments(self, segmenter: str, key: str) -> str:
+        return segments_dir(self.data_root, segmenter, key)
+
+
+def parse_root(root: str) -> Root:
+    """The :class:`Root` of a study root: ``synthetic`` (the dataset), ``synthetic/sel-75-90`` (an
+    SEL-ablation model), ``synthetic/st1`` (a self-trained student), ``synthetic/cross/casia1`` (the
+    dataset's checkpoints scored on the evaluation set ``casia1``). Model roots share the
+    dataset's data and segment cache; an evaluation set has its own and the dataset's checkpoints."""
+    if not re.fullmatch(ROOT_PATTERN, root):
+        raise WeaklocError(f"not a study root: {root!r} (<dataset>, <dataset>/sel-Q1-Q2, <dataset>/st<r> "
+                           f"or <dataset>/{CROSS_FOLDER}/<id>)")
+    dataset, *rest = root.split("/")
+    if rest and rest[0] == CROSS_FOLDER:
+        return Root(root, dataset, rest[1], root, dataset, None, CROSS_KINDS)
+    qualities = tuple(int(q) for q in rest[0][len(SEL_PREFIX):].split("-")) if rest and is_sel_folder(rest[0]) else None
+    return Root(root, dataset, dataset, dataset, root, qualities, VARIANT_KINDS)
 
 
 def refine_strength(refine: str) -> float | None:
@@ -280,6 +348,7 @@ def wildcard_patterns(fusions: Sequence[str], segmenters: Sequence[str], baselin
         "dataset": DATASET_PATTERN,
         "seed": r"\d+",
         "root": ROOT_PATTERN,
+        "data_root": DATA_ROOT_PATTERN,
         "trained_root": TRAINED_ROOT_PATTERN,
         "round": r"[1-9][0-9]*",
         "fusion": _alternatives(fusions),

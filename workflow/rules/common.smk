@@ -1,6 +1,11 @@
 # Configuration, validated against workflow/schemas/config.schema.yaml, and the target lists.
 # The rules call the `weakloc` command: run Snakemake from the project's environment
 # (`make reproduce`, or `source .venv/bin/activate` first).
+#
+# Every tree the study writes is a study root (weakloc.layout.parse_root): the dataset, its
+# SEL-ablation models (<d>/sel-Q1-Q2), its self-trained students (<d>/st<r>) and the
+# cross-dataset evaluation sets (<d>/cross/<id>). Each rule is written once over {root}; the
+# layout tells a root's prepared data, checkpoints, segment cache and score variants.
 import os
 
 from weakloc import layout
@@ -29,6 +34,7 @@ SEL_ABLATION = [layout.sel_name(qs) for qs in SEL_QUALITIES]
 BASELINES = config["evaluate"]["baselines"]
 ROUNDS = list(range(1, config["selftrain"]["rounds"] + 1))  # self-training (selftrain.smk)
 STUDENTS = [layout.st_name(r) for r in ROUNDS]
+MODEL_ROOTS = [f"{DATASET}/{name}" for name in SEL_ABLATION + STUDENTS]  # trained beside the dataset's own
 RESULTS = layout.results_root(DATASET)
 FIRST = layout.run_dir(RESULTS, SEEDS[0])  # the seed whose maps the example figure shows
 FIGURES = f"{RESULTS}/figures"
@@ -37,6 +43,7 @@ DOWNLOADED = {"casia2", "casia1", "columbia", "coverage"}  # datasets with a dow
 PEER_SEGMENTER = {r: peer_segmenter(r, config["peer_rules"][r], SEGMENTERS) for r in PEER_RULES}
 PEER_VARIANTS = [layout.peer_variant(MAIN_FUSION, r) for r in PEER_RULES]
 CROSS = {e["id"]: e["dataset"] for e in config["cross_dataset"]["datasets"]}
+EVALSETS = [layout.cross_name(DATASET, e) for e in CROSS]  # the evaluation sets' roots
 ROBUST_LEVELS = ["none"] + [level_name(kind, v) for kind in PERTURBATIONS for v in config["robustness"][kind]]
 
 
@@ -54,8 +61,7 @@ for _id, _ds in CROSS.items():
 
 
 # Name lists from the registries (fusion methods, cached segmenters, baselines, perturbations) through
-# weakloc.layout.wildcard_patterns. A study root is the dataset, dataset/sel-Q1-Q2 for a model of
-# the SEL ablation, or dataset/st<r> for the round-r self-trained student.
+# weakloc.layout.wildcard_patterns.
 WILDCARDS = layout.wildcard_patterns(FUSION_METHODS, CACHED_SEGMENTERS, BASELINE_METHODS, PERTURBATIONS)
 
 
@@ -72,24 +78,29 @@ wildcard_constraints:
     round=WILDCARDS["round"],
 
 
-def root_dataset(root):
-    """The dataset of a study root (``synthetic``, ``synthetic/sel-75-90`` or ``synthetic/st1``)."""
-    return layout.parse_root(root)[0]
+def prepared(w):
+    """The prepared data a job of the root ``w.root`` reads."""
+    return layout.prepared_dir(layout.parse_root(w.root).data)
+
+
+def model_checkpoint(w):
+    """The checkpoint that makes the maps of the root ``w.root``, seed ``w.seed``."""
+    return layout.parse_root(w.root).checkpoint(w.seed)
 
 
 def root_config(root, *names):
     """The config sections a step of ``root`` reads, as JSON; SEL ablation roots override sel.qualities."""
     cfg = {name: config[name] for name in names}
-    qualities = layout.parse_root(root)[1]
+    qualities = layout.parse_root(root).qualities
     if qualities is not None and "sel" in cfg:
-        cfg["sel"] = dict(cfg["sel"], qualities=qualities)
+        cfg["sel"] = dict(cfg["sel"], qualities=list(qualities))
     return sections(cfg, *names)
 
 
-def segment_dir(segmenter):
-    """The cache folder of one segmenter: its settings are part of the path."""
+def segment_dir(root, segmenter):
+    """The segment cache of one segmenter for ``root``: its settings are part of the path."""
     key = settings_key(segmenter, config["segmenters"][segmenter])
-    return f"{RESULTS}/segments/{segmenter}/{key}"
+    return layout.parse_root(root).segments(segmenter, key)
 
 
 def segsets_members(segset):
@@ -98,7 +109,7 @@ def segsets_members(segset):
 
 def final_targets():
     return [
-        f"{RESULTS}/tables",
+        layout.tables_dir(DATASET),
         *[f"{FIGURES}/{name}.png" for name in ("examples", "segmenters", "thresholds", "training")],
         # the SEL-ablation models' own detection (the tables read their maps' scores only)
         *[layout.detect_file(f"{RESULTS}/{sel}", s) for s in SEEDS for sel in SEL_ABLATION],
@@ -124,7 +135,7 @@ def refine_config(w):
 
 def variant_maps(w):
     """(input folder, folder of maps to score) for a variant name of results/<root>/seed<s>/scores/."""
-    return layout.variant_maps(layout.results_root(w.root), w.seed, w.variant)
+    return layout.variant_maps(layout.results_root(w.root), w.seed, w.variant, layout.parse_root(w.root).kinds)
 
 
 # The students' rows: the main fusion, alone and refined as the default pipeline refines it.
@@ -146,7 +157,7 @@ def teacher_checkpoint(w):
     """Round r's teacher: the trained WCBnet for round 1, else round r-1's student."""
     r = int(w["round"])
     root = w.dataset if r == 1 else f"{w.dataset}/{layout.st_name(r - 1)}"
-    return f"checkpoints/{root}/seed{w.seed}/wcbnet.pt"
+    return layout.checkpoint_file(root, w.seed)
 
 
 def study_files(root, variants):
@@ -157,7 +168,10 @@ def study_files(root, variants):
     return files
 
 
-def all_scores():
+def root_scores(root):
+    """The score files the tables of a data root read: the study's, or an evaluation set's rows."""
+    if root != DATASET:
+        return study_files(layout.results_root(root), CROSS_VARIANTS)
     students = [layout.detect_file(f"{RESULTS}/{st}", s) for st in STUDENTS for s in SEEDS]
     return study_files(RESULTS, score_variants()) + students
 
@@ -168,48 +182,31 @@ def figure_output(name):
 
 # ---- the comparison protocol (protocol.smk): evaluation sets, robustness levels, their files
 
-CROSS_ROOT = layout.cross_root(DATASET, "{evalset}")
 PROTOCOL = f"{RESULTS}/protocol"
-
-
-def cross_segment_dir(segmenter, evalset):
-    return segment_dir(segmenter).replace(f"{RESULTS}/", f"{layout.cross_root(DATASET, evalset)}/", 1)
-
-
-def cross_variant_maps(w):
-    """(input folder, maps folder) of a variant of results/<d>/cross/<id>/seed<s>/scores/."""
-    return layout.variant_maps(layout.cross_root(DATASET, w.evalset), w.seed, w.variant, layout.CROSS_KINDS)
-
-
 CROSS_VARIANTS = [variant for variant, _ in protocol_variants(config)]  # exactly the rows protocol-tables reads
 
 
-def cross_scores(evalset):
-    return study_files(layout.cross_root(DATASET, evalset), CROSS_VARIANTS)
-
-
-def own_protocol_scores():
-    """The training set's own files the cross_dataset table reads (a subset of the tables' inputs)."""
-    return study_files(RESULTS, CROSS_VARIANTS)
+def protocol_columns():
+    """(name, score files) of each column of the cross_dataset table: the training set's, then each evaluation set's."""
+    own = study_files(RESULTS, CROSS_VARIANTS)  # a subset of the study tables' inputs
+    return [(DATASET, own)] + [(e, root_scores(root)) for e, root in zip(CROSS, EVALSETS)]
 
 
 def robustness_files():
-    root = f"{RESULTS}/robustness"
-    files = [f"{root}/{lv}/seed{s}.json" for lv in ROBUST_LEVELS for s in SEEDS]
-    files += [f"{root}/{lv}/baselines.json" for lv in ROBUST_LEVELS] if BASELINES else []
-    return files
+    files = [layout.robustness_file(DATASET, level, f"seed{s}") for level in ROBUST_LEVELS for s in SEEDS]
+    return files + [layout.robustness_file(DATASET, level, "baselines") for level in ROBUST_LEVELS if BASELINES]
 
 
 def protocol_targets():
     return [
         PROTOCOL,
-        *[f"{layout.cross_root(DATASET, e)}/tables" for e in CROSS],
+        *[layout.tables_dir(root) for root in EVALSETS],
         *([f"{FIGURES}/robustness.png"] if len(ROBUST_LEVELS) > 1 else []),
     ]
 
 
 def level_data(w):
-    return f"data/prepared/{DATASET}" if w.level == "none" else f"data/perturbed/{DATASET}/{w.level}"
+    return layout.prepared_dir(DATASET) if w.level == "none" else layout.perturbed_dir(DATASET, w.level)
 
 
 # Shards of the per-image steps (shards.smk, docs/cluster.md).
@@ -224,6 +221,17 @@ def shard_option(w):
     return f"--shard {index}/{count}"
 
 
-def shard_folders(pattern):
-    """Input function of a merge job: the N shard folders, in shard order."""
-    return lambda w: [pattern.format(shard=s, **dict(w.items())) for s in SHARD_NAMES]
+def shard_folder(step):
+    """A per-image step's folder results/{root}/<path> -> its shard's results/{root}/shards/<path>/{shard}."""
+    return os.path.join(str(step.output[0]).replace("results/{root}/", "results/{root}/shards/", 1), "{shard}")
+
+
+def shard_file(path, name="{shard}"):
+    """A step's log or benchmark <stem>.<suffix> -> a shard's (or the merge's) <stem>/<name>.<suffix>."""
+    stem, suffix = os.path.splitext(str(path))
+    return os.path.join(stem, name + suffix)
+
+
+def shard_folders(step):
+    """Input function of a step's merge job: its N shard folders, in shard order."""
+    return lambda w: [shard_folder(step).format(shard=s, **dict(w.items())) for s in SHARD_NAMES]

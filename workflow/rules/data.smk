@@ -50,7 +50,7 @@ rule prepare:
             else []
         ),
     output:
-        directory("data/prepared/{dataset}"),
+        directory(layout.prepared_dir("{dataset}")),
     log:
         "logs/prepare/{dataset}.log",
     benchmark:

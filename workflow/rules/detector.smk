@@ -3,10 +3,10 @@
 
 rule train:
     input:
-        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
+        data=prepared,
     output:
-        ckpt="checkpoints/{root}/seed{seed}/wcbnet.pt",
-        curve="checkpoints/{root}/seed{seed}/train_log.csv",
+        ckpt=layout.checkpoint_file("{root}", "{seed}"),
+        curve=layout.train_log_file("{root}", "{seed}"),
     log:
         "logs/train/{root}/seed{seed}.log",
     benchmark:
@@ -27,8 +27,8 @@ rule train:
 
 rule detect:
     input:
-        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
-        ckpt=rules.train.output.ckpt,
+        data=prepared,
+        ckpt=model_checkpoint,
     output:
         scores="results/{root}/seed{seed}/detect/scores.csv",
         metrics="results/{root}/seed{seed}/detect/metrics.json",
@@ -50,6 +50,4 @@ rule detect:
 rule models:
     """Every checkpoint of the study (all seeds, SEL-ablation models and students too): the DVC `train` stage."""
     input:
-        [f"checkpoints/{DATASET}/seed{s}/wcbnet.pt" for s in SEEDS],
-        [f"checkpoints/{DATASET}/{sel}/seed{s}/wcbnet.pt" for s in SEEDS for sel in SEL_ABLATION],
-        [f"checkpoints/{DATASET}/{st}/seed{s}/wcbnet.pt" for s in SEEDS for st in STUDENTS],
+        [layout.checkpoint_file(m, s) for m in [DATASET, *MODEL_ROOTS] for s in SEEDS],

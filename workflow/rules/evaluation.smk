@@ -3,7 +3,7 @@
 
 rule score:
     input:
-        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
+        data=prepared,
         maps=lambda w: variant_maps(w)[0],
     output:
         json="results/{root}/seed{seed}/scores/{variant}.json",
@@ -24,13 +24,15 @@ rule score:
 
 rule baseline:
     input:
-        data=f"data/prepared/{DATASET}",
+        data=prepared,
     output:
-        directory(f"results/{DATASET}/baselines/{{baseline}}"),
+        directory("results/{root}/baselines/{baseline}"),
     log:
-        f"logs/baseline/{DATASET}/{{baseline}}.log",
+        "logs/baseline/{root}/{baseline}.log",
     benchmark:
-        f"logs/benchmarks/baseline/{DATASET}/{{baseline}}.tsv"
+        "logs/benchmarks/baseline/{root}/{baseline}.tsv"
+    wildcard_constraints:
+        root=WILDCARDS["data_root"],
     conda:
         "../envs/weakloc.yaml"
     threads: 1
@@ -44,47 +46,52 @@ rule baseline:
 
 use rule score as score_baseline with:
     input:
-        data=f"data/prepared/{DATASET}",
+        data=prepared,
         maps=rules.baseline.output,
     output:
-        json=f"results/{DATASET}/baselines/scores/baseline-{{baseline}}.json",
-        csv=f"results/{DATASET}/baselines/scores/baseline-{{baseline}}.csv",
+        json="results/{root}/baselines/scores/baseline-{baseline}.json",
+        csv="results/{root}/baselines/scores/baseline-{baseline}.csv",
     log:
-        f"logs/score/{DATASET}/baselines/{{baseline}}.log",
+        "logs/score/{root}/baselines/{baseline}.log",
     benchmark:
-        f"logs/benchmarks/score_baseline/{DATASET}/{{baseline}}.tsv"
+        "logs/benchmarks/score_baseline/{root}/{baseline}.tsv"
+    wildcard_constraints:
+        root=WILDCARDS["data_root"],
     params:
-        maps=rules.baseline.output,
+        maps=lambda w, input: input.maps,
         cfg=lambda w: sections(config, "evaluate"),
 
 
 rule tables:
+    """A data root's localization and detection tables: the study's, or an evaluation set's."""
     input:
-        all_scores(),
+        lambda w: root_scores(w.root),
     output:
         report(
-            directory(f"results/{DATASET}/tables"),
+            directory(layout.tables_dir("{root}")),
             patterns=["{name}.md"],
             caption="../report/tables.rst",
             category="Tables",
         ),
     log:
-        f"logs/tables/{DATASET}.log",
+        "logs/tables/{root}.log",
+    wildcard_constraints:
+        root=WILDCARDS["data_root"],
     conda:
         "../envs/weakloc.yaml"
     params:
         cfg=lambda w: sections(config, "evaluate", "fusion", "segmenters", "sel", "selftrain"),
-        name=DATASET,
+        name=lambda w: w.root if w.root == DATASET else f"{layout.parse_root(w.root).data} (model trained on {DATASET})",
     shell:
-        "weakloc tables {input:q} --name {params.name} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
+        "weakloc tables {input:q} --name {params.name:q} --out {output} --config-json {params.cfg:q} > {log} 2>&1"
 
 
 rule figure_examples:
     input:
-        data=f"data/prepared/{DATASET}",
+        data=layout.prepared_dir(DATASET),
         cams=f"{FIRST}/cams",
         fused=layout.variant_maps(RESULTS, SEEDS[0], layout.fused_variant(MAIN_FUSION))[1],
-        segments=[segment_dir(s) for s in SEGMENTERS],
+        segments=[segment_dir(DATASET, s) for s in SEGMENTERS],
         refined=layout.variant_maps(RESULTS, SEEDS[0], layout.refined_variant(MAIN_FUSION, MAIN_SEGSET))[1],
     output:
         figure_output("examples"),
@@ -139,7 +146,7 @@ rule figure_thresholds:
 
 rule figure_training:
     input:
-        [f"checkpoints/{DATASET}/seed{s}/train_log.csv" for s in SEEDS],
+        [layout.train_log_file(DATASET, s) for s in SEEDS],
     output:
         figure_output("training"),
     log:

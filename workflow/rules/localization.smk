@@ -3,8 +3,8 @@
 
 rule cams:
     input:
-        data=lambda w: f"data/prepared/{root_dataset(w.root)}",
-        ckpt=rules.train.output.ckpt,
+        data=prepared,
+        ckpt=model_checkpoint,
     output:
         directory("results/{root}/seed{seed}/cams"),
     log:
@@ -54,14 +54,16 @@ rule fetch_mobile_sam:
 
 rule segment:
     input:
-        data=f"data/prepared/{DATASET}",
+        data=prepared,
         weights=segmenter_weights,
     output:
-        directory(f"results/{DATASET}/segments/{{segmenter}}/{{key}}"),
+        directory(layout.segments_dir("{root}", "{segmenter}", "{key}")),
     log:
-        f"logs/segment/{DATASET}/{{segmenter}}/{{key}}.log",
+        "logs/segment/{root}/{segmenter}/{key}.log",
     benchmark:
-        f"logs/benchmarks/segment/{DATASET}/{{segmenter}}/{{key}}.tsv"
+        "logs/benchmarks/segment/{root}/{segmenter}/{key}.tsv"
+    wildcard_constraints:
+        root=WILDCARDS["data_root"],
     conda:
         "../envs/weakloc.yaml"
     # network segmenters use every core; superpixels are single-threaded and run side by side
@@ -78,7 +80,7 @@ rule refine:
     input:
         fused=rules.fuse.output,
         cams=rules.cams.output,
-        segments=lambda w: [segment_dir(s) for s in segsets_members(w.segset)],
+        segments=lambda w: [segment_dir(w.root, s) for s in segsets_members(w.segset)],
     output:
         directory("results/{root}/seed{seed}/refined/{fusion}/{segset}/{refine}"),
     log:

@@ -5,7 +5,7 @@
 
 rule pseudo_masks:
     input:
-        data="data/prepared/{dataset}",
+        data=layout.prepared_dir("{dataset}"),
         ckpt=teacher_checkpoint,
     output:
         directory("checkpoints/{dataset}/st{round}/seed{seed}/pseudo"),
@@ -25,12 +25,12 @@ rule pseudo_masks:
 
 rule self_train:
     input:
-        data="data/prepared/{dataset}",
+        data=layout.prepared_dir("{dataset}"),
         ckpt=teacher_checkpoint,
         pseudo=rules.pseudo_masks.output,
     output:
-        ckpt="checkpoints/{dataset}/st{round}/seed{seed}/wcbnet.pt",
-        curve="checkpoints/{dataset}/st{round}/seed{seed}/train_log.csv",
+        ckpt=layout.checkpoint_file("{dataset}/st{round}", "{seed}"),
+        curve=layout.train_log_file("{dataset}/st{round}", "{seed}"),
     log:
         "logs/self_train/{dataset}/st{round}/seed{seed}.log",
     benchmark:

@@ -1,147 +1,96 @@
 # Shards (config `shards`, docs/cluster.md): with shards.count = N > 1 each sharded per-image
-# step runs as N jobs, `<rule>_shard` (the rule itself with `--shard I/N` and its own output
-# folder under .../shards/), and one `<rule>_merge` job that builds the folder the unsharded
-# rule would have written (`weakloc shards merge`). Files are identical for every N, so is
-# everything downstream. With N = 1 (the default) none of this exists. SHARDED, shard_option
-# and shard_folders: common.smk.
+# step runs as N jobs, `<rule>_shard` (the rule itself with `--shard I/N`, writing
+# results/{root}/shards/<its folder>/I-of-N), and one `<rule>_merge` job that builds the folder the
+# unsharded rule would have written (`weakloc shards merge`). Files are identical for every N, so
+# is everything downstream, for every study root (evaluation sets included). With N = 1 (the
+# default) none of this exists. SHARDED, shard_folder, shard_file, shard_folders: common.smk.
 
 
 wildcard_constraints:
     shard=WILDCARDS["shard"],
 
 
-MERGE = "weakloc shards merge {input:q} --out {output} > {log} 2>&1"
-
 if "segment" in SHARDED:
 
     use rule segment as segment_shard with:
         output:
-            temp(directory(f"results/{DATASET}/shards/segments/{{segmenter}}/{{key}}/{{shard}}")),
+            temp(directory(shard_folder(rules.segment))),
         log:
-            f"logs/segment/{DATASET}/{{segmenter}}/{{key}}/{{shard}}.log",
+            shard_file(rules.segment.log[0]),
         benchmark:
-            f"logs/benchmarks/segment_shard/{DATASET}/{{segmenter}}/{{key}}/{{shard}}.tsv"
+            shard_file(rules.segment.benchmark)
         params:
             shard=shard_option,
-
-    rule segment_merge:
-        input:
-            shard_folders(f"results/{DATASET}/shards/segments/{{segmenter}}/{{key}}/{{shard}}"),
-        output:
-            directory(f"results/{DATASET}/segments/{{segmenter}}/{{key}}"),
-        log:
-            f"logs/segment/{DATASET}/{{segmenter}}/{{key}}/merge.log",
-        conda:
-            "../envs/weakloc.yaml"
-        shell:
-            MERGE
-
-    ruleorder: segment_merge > segment
 
 
 if "cams" in SHARDED:
 
     use rule cams as cams_shard with:
         output:
-            temp(directory("results/{root}/seed{seed}/shards/cams/{shard}")),
+            temp(directory(shard_folder(rules.cams))),
         log:
-            "logs/cams/{root}/seed{seed}/{shard}.log",
+            shard_file(rules.cams.log[0]),
         benchmark:
-            "logs/benchmarks/cams_shard/{root}/seed{seed}/{shard}.tsv"
+            shard_file(rules.cams.benchmark)
         params:
             shard=shard_option,
-
-    rule cams_merge:
-        input:
-            shard_folders("results/{root}/seed{seed}/shards/cams/{shard}"),
-        output:
-            directory("results/{root}/seed{seed}/cams"),
-        log:
-            "logs/cams/{root}/seed{seed}/merge.log",
-        conda:
-            "../envs/weakloc.yaml"
-        shell:
-            MERGE
-
-    ruleorder: cams_merge > cams
 
 
 if "baseline" in SHARDED:
 
     use rule baseline as baseline_shard with:
         output:
-            temp(directory(f"results/{DATASET}/shards/baselines/{{baseline}}/{{shard}}")),
+            temp(directory(shard_folder(rules.baseline))),
         log:
-            f"logs/baseline/{DATASET}/{{baseline}}/{{shard}}.log",
+            shard_file(rules.baseline.log[0]),
         benchmark:
-            f"logs/benchmarks/baseline_shard/{DATASET}/{{baseline}}/{{shard}}.tsv"
+            shard_file(rules.baseline.benchmark)
         params:
             shard=shard_option,
-
-    rule baseline_merge:
-        input:
-            shard_folders(f"results/{DATASET}/shards/baselines/{{baseline}}/{{shard}}"),
-        output:
-            directory(f"results/{DATASET}/baselines/{{baseline}}"),
-        log:
-            f"logs/baseline/{DATASET}/{{baseline}}/merge.log",
-        conda:
-            "../envs/weakloc.yaml"
-        shell:
-            MERGE
-
-    ruleorder: baseline_merge > baseline
 
 
 if "fuse" in SHARDED:
 
     use rule fuse as fuse_shard with:
         output:
-            temp(directory("results/{root}/seed{seed}/shards/fused/{fusion}/{shard}")),
+            temp(directory(shard_folder(rules.fuse))),
         log:
-            "logs/fuse/{root}/seed{seed}/{fusion}/{shard}.log",
+            shard_file(rules.fuse.log[0]),
         benchmark:
-            "logs/benchmarks/fuse_shard/{root}/seed{seed}/{fusion}/{shard}.tsv"
+            shard_file(rules.fuse.benchmark)
         params:
             shard=shard_option,
-
-    rule fuse_merge:
-        input:
-            shard_folders("results/{root}/seed{seed}/shards/fused/{fusion}/{shard}"),
-        output:
-            directory("results/{root}/seed{seed}/fused/{fusion}"),
-        log:
-            "logs/fuse/{root}/seed{seed}/{fusion}/merge.log",
-        conda:
-            "../envs/weakloc.yaml"
-        shell:
-            MERGE
-
-    ruleorder: fuse_merge > fuse
 
 
 if "refine" in SHARDED:
 
     use rule refine as refine_shard with:
         output:
-            temp(directory("results/{root}/seed{seed}/shards/refined/{fusion}/{segset}/{refine}/{shard}")),
+            temp(directory(shard_folder(rules.refine))),
         log:
-            "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}/{shard}.log",
+            shard_file(rules.refine.log[0]),
         benchmark:
-            "logs/benchmarks/refine_shard/{root}/seed{seed}/{fusion}/{segset}/{refine}/{shard}.tsv"
+            shard_file(rules.refine.benchmark)
         params:
             shard=shard_option,
 
-    rule refine_merge:
+
+for _step in sorted(SHARDED):
+
+    rule:
+        name:
+            f"{_step}_merge"
         input:
-            shard_folders("results/{root}/seed{seed}/shards/refined/{fusion}/{segset}/{refine}/{shard}"),
+            shard_folders(getattr(rules, _step)),
         output:
-            directory("results/{root}/seed{seed}/refined/{fusion}/{segset}/{refine}"),
+            directory(str(getattr(rules, _step).output[0])),
         log:
-            "logs/refine/{root}/seed{seed}/{fusion}/{segset}/{refine}/merge.log",
+            shard_file(getattr(rules, _step).log[0], "merge"),
+        wildcard_constraints:
+            root=WILDCARDS["data_root" if _step in ("segment", "baseline") else "root"],
         conda:
             "../envs/weakloc.yaml"
         shell:
-            MERGE
+            "weakloc shards merge {input:q} --out {output} > {log} 2>&1"
 
-    ruleorder: refine_merge > refine
+    workflow.ruleorder(f"{_step}_merge", _step)
