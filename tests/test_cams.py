@@ -112,3 +112,36 @@ def test_upsampling_with_a_stem_offset():
     # stem of 4x4 patches: cell j is centred on pixel 4j + 1.5
     up = upsample_cells(torch.tensor([[[[0.0, 1.0]]]]), 4, (1, 8), offset=1.5)[0, 0, 0].numpy()
     np.testing.assert_allclose(up, [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("stem_stride", [1, 4])
+def test_a_tiled_image_computes_its_sel_per_tile_with_the_same_result(monkeypatch, stem_stride):
+    """Above max_side the SEL is computed tile by tile (never for the whole image): the maps are
+    exactly those of a tiled pass given the whole image's SEL."""
+    from weakloc.cams import runs_tiled
+    from weakloc.sel import SelSettings
+
+    torch.manual_seed(2)
+    cfg = validate_config({"model": {"widths": [4, 8, 8], "token_dim": 8, "stem_stride": stem_stride,
+                                     "score_context": True}})
+    model = build_wcbnet(cfg).eval()
+    meta = {"config": model_sections(cfg)}
+    rgb = image(301, 250, seed=4)
+    given = block_maps(model, meta, rgb, max_side=200, sel=SelSettings.from_section(meta["config"]["sel"]).of(rgb))
+    whole_sel_calls = []
+    monkeypatch.setattr(SelSettings, "of", lambda self, x: whole_sel_calls.append(x.shape))
+    per_tile = block_maps(model, meta, rgb, max_side=200)
+    assert whole_sel_calls == [] and runs_tiled(301, 250, 200) and not runs_tiled(301, 250, 301)
+    np.testing.assert_array_equal(per_tile.maps, given.maps)
+    assert per_tile.prob == given.prob
+    np.testing.assert_array_equal(per_tile.weights, given.weights)
+
+
+def test_maps_upsampled_in_bands_of_rows_equal_the_whole_map(tiny, monkeypatch):
+    import weakloc.io
+
+    model, meta = tiny
+    rgb = image(61, 47, seed=6)
+    whole = block_maps(model, meta, rgb)
+    monkeypatch.setattr(weakloc.io, "CHUNK_PIXELS", 47 * 5 + 3)  # bands of 5 rows, the last one shorter
+    np.testing.assert_array_equal(block_maps(model, meta, rgb).maps, whole.maps)

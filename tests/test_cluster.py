@@ -137,9 +137,12 @@ def test_gpu_profile_requests_a_gpu_per_job_as_snakemake_evaluates_it(tmp_path):
                "--configfile", "configs/smoke.yaml", "sam.yaml"], proj).stdout
     jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)\n(?:    .*\n)*?    resources: (.*)\n",
                       out, re.M)
-    gres = {(rule, wc.split(",")[0]): re.search(r"gres=([^,]*)", res)[1] if "gres=" in res else None
-            for rule, wc, res in jobs}
-    assert gres[("segment", "segmenter=sam")] == "gpu:1"
-    assert gres[("segment", "segmenter=slic")] == ""
-    assert gres[("train", "root=synthetic")] == "gpu:1"
+    gres = {}  # (rule, its segmenter or root) -> the gres it asks for; every root's segment jobs alike
+    for rule, wc, res in jobs:
+        fields = dict(kv.split("=", 1) for kv in wc.split(", "))
+        gres[(rule, fields.get("segmenter") or fields.get("root"))] = re.search(r"gres=([^,]*)", res)[1] \
+            if "gres=" in res else None
+    assert gres[("segment", "sam")] == "gpu:1"
+    assert gres[("segment", "slic")] == ""
+    assert gres[("train", "synthetic")] == "gpu:1"
     assert all(g is None for (rule, _), g in gres.items() if rule in ("refine", "score", "fuse", "baseline"))

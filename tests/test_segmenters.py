@@ -157,6 +157,8 @@ def test_settings_key_changes_only_with_result_settings():
     assert settings_key("sam", {"points_per_side": 6}) != sam
     assert settings_key("sam", {"checkpoint": "x.pt"}) != sam
     assert settings_key("sam", {"encoder_size": 512}) != sam
+    assert settings_key("sam", {"max_side": None}) != sam
+    assert settings_key("slic", {"max_side": 1024}) != base
     assert settings_key("deeplab", {"arch": "resnet101"}) != settings_key("deeplab", {})
     assert settings_key("pspnet", {"num_classes": 21}) != settings_key("pspnet", {})
     with pytest.raises(WeaklocError, match="segmenters.slic.n_segment"):
@@ -491,3 +493,54 @@ def test_segment_command_errors_are_one_line(tiny_manifest, tmp_path, capsys):
     rc = main(["segment", "--manifest", str(tmp_path / "none.csv"), "--segmenter", "slic",
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "manifest not found" in capsys.readouterr().err
+
+
+def test_sam_segments_a_large_image_at_max_side_and_maps_the_labels_back():
+    """No weights: the mask generator is replaced by one that splits the image it is given in halves."""
+    from weakloc.segmenters.partition import check_partition
+    from weakloc.segmenters.sam import SamSegmenter
+
+    seg = SamSegmenter.__new__(SamSegmenter)
+    seg.min_region, seg.max_side = 0, 64
+    given = []
+
+    def halves(rgb):
+        given.append(rgb.shape)
+        left = np.zeros(rgb.shape[:2], dtype=bool)
+        left[:, : rgb.shape[1] // 2] = True
+        top = np.zeros(rgb.shape[:2], dtype=bool)
+        top[: rgb.shape[0] // 4] = True
+        return [left, top]
+
+    seg.masks = halves
+    rgb = np.random.default_rng(0).integers(0, 256, (150, 301, 3), dtype=np.uint8)
+    labels = seg(rgb)
+    assert given == [(32, 64, 3)]  # SAM saw the image at 64 px on its longer side
+    assert labels.shape == (150, 301) and labels.dtype == np.int32
+    check_partition(labels, (150, 301))  # ids 0..R-1, every pixel in one region
+    assert np.unique(labels).size == 3  # top strip, left half below it, right half below it
+    # nearest neighbour: full pixel (y, x) has the label of small pixel (y * 32 // 150, x * 64 // 301)
+    rows, cols = np.arange(150) * 32 // 150, np.arange(301) * 64 // 301
+    top = rows < 8
+    left = cols < 32
+    np.testing.assert_array_equal(labels[top][:, 0], labels[0, 0])
+    assert labels[~top][:, left].max() == labels[~top][:, left].min() != labels[0, 0]
+    assert labels[~top][:, ~left].max() == labels[~top][:, ~left].min() != labels[0, 0]
+    given.clear()
+    seg.max_side = 301  # not larger than max_side: SAM sees the image as it is
+    assert seg(rgb).shape == (150, 301) and given == [(150, 301, 3)]
+
+
+@pytest.mark.parametrize("name", ["slic", "felzenszwalb"])
+def test_superpixels_of_a_large_image_are_computed_at_max_side_and_mapped_back(name):
+    from weakloc.segmenters.partition import check_partition, downscaled, upscale_labels
+
+    rgb = np.random.default_rng(1).integers(0, 256, (90, 200, 3), dtype=np.uint8)
+    capped = build_segmenter(name, {"max_side": 100})
+    labels = capped(rgb)
+    check_partition(labels, (90, 200))
+    small = build_segmenter(name, {"max_side": None})(downscaled(rgb, 100))
+    assert small.shape == (45, 100)
+    np.testing.assert_array_equal(labels, upscale_labels(small, (90, 200)))
+    np.testing.assert_array_equal(build_segmenter(name, {"max_side": 200})(rgb),
+                                  build_segmenter(name, {"max_side": None})(rgb))  # not larger: untouched

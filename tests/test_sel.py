@@ -82,3 +82,33 @@ def test_a_jpeg_at_the_same_quality_has_a_smaller_sel_than_an_uncompressed_image
 def test_bad_input_is_a_weakloc_error(rgb, qualities, scale):
     with pytest.raises(WeaklocError):
         signed_error_level(rgb, qualities, scale)
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])  # the project's 4:4:4, and 4:2:0 (16 x 16 MCUs)
+def test_a_window_equals_the_whole_images_sel_and_tiles_rebuild_it(monkeypatch, subsampling):
+    """A very large image's SEL is computed per tile (weakloc.cams): each window must equal the
+    whole image's SEL there, bit for bit, whatever its position."""
+    from weakloc.sel import SelSettings
+
+    monkeypatch.setitem(JPEG_OPTIONS, "subsampling", subsampling)
+    settings = SelSettings(qualities=[95, 70], scale=8.0)
+    rgb = _image(150, 133, seed=7)
+    whole = settings.of(rgb)
+    for rows, cols in [((0, 64), (0, 64)), ((32, 100), (48, 133)), ((8, 41), (5, 120)), ((96, 150), (0, 133)),
+                       ((0, 150), (0, 133)), ((149, 150), (132, 133))]:
+        np.testing.assert_array_equal(settings.window(rgb, rows, cols), whole[:, slice(*rows), slice(*cols)])
+    stitched = np.zeros_like(whole)
+    for y0 in range(0, 150, 48):  # 48 x 48 tiles, as block_maps would cut them
+        for x0 in range(0, 133, 48):
+            ys, xs = (y0, min(150, y0 + 48)), (x0, min(133, x0 + 48))
+            stitched[:, slice(*ys), slice(*xs)] = settings.window(rgb, ys, xs)
+    np.testing.assert_array_equal(stitched, whole)
+    # what the window's grid alignment and context are for: a plain crop is not the same
+    assert not np.array_equal(settings.of(np.ascontiguousarray(rgb[4:100, 4:100])), whole[:, 4:100, 4:100])
+
+
+def test_a_window_outside_the_image_is_a_weakloc_error():
+    from weakloc.sel import SelSettings
+
+    with pytest.raises(WeaklocError, match="outside an image"):
+        SelSettings(qualities=[90], scale=8.0).window(_image(), (0, 41), (0, 8))

@@ -36,7 +36,10 @@ weights ``alpha`` are per tile), and the raw maps are normalised after stitching
 tiles' core features are stitched first and the heads run once on them with the whole
 image's means, so those maps match a whole-image pass too (tested); the stitched features
 take ``4 * sum_b C_b / (s * 2**b)**2`` bytes per pixel (15 for the default model: 180 MB for
-a 12-megapixel image). Otherwise memory scales with ``max_side**2``, not with the image.
+a 12-megapixel image). Otherwise memory scales with ``max_side**2``, not with the image: the
+SEL of a tiled image is computed tile by tile (:meth:`weakloc.sel.SelSettings.window`, equal to
+the whole image's SEL on the tile, bit for bit) unless the caller passes the whole image's, and
+the maps are upsampled a band of rows at a time (:func:`weakloc.io.row_chunks`).
 
 The step ``weakloc cams`` is :func:`write_block_maps`; the folder it writes (``blocks.csv`` and
 the maps) and the readers the later steps use are in :mod:`weakloc.blockmaps`, which needs no
@@ -65,6 +68,7 @@ from weakloc.io import (
     orient_array,
     read_rgb_stored,
     resumable_dir,
+    row_chunks,
     write_prob,
 )
 from weakloc.layout import block_variant
@@ -173,18 +177,29 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def _checked_sel(meta: dict, rgb: np.ndarray, method: str, sel: np.ndarray | None) -> np.ndarray:
-    """The image's SEL ``(C, H, W) float32`` (computed unless given), after checking the arguments."""
+def _check_inputs(rgb: np.ndarray, method: str) -> np.ndarray:
+    """``rgb`` after checking it and ``method``."""
     if method not in CAM_METHODS:
         raise WeaklocError(f"cams: unknown method {method!r} (choose from {', '.join(CAM_METHODS)}; key cams.method)")
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise WeaklocError(f"cams: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    return rgb
+
+
+def _checked_sel(meta: dict, rgb: np.ndarray, method: str, sel: np.ndarray | None) -> np.ndarray:
+    """The image's SEL ``(C, H, W) float32`` (computed unless given), after checking the arguments."""
+    rgb = _check_inputs(rgb, method)
     if sel is None:
         return SelSettings.from_section(meta["config"]["sel"]).of(rgb)
     if sel.shape[1:] != rgb.shape[:2]:
         raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
     return sel
+
+
+def runs_tiled(height: int, width: int, max_side: int | None) -> bool:
+    """Whether :func:`block_maps` runs an ``height x width`` image in tiles (``cams.max_side``)."""
+    return max_side is not None and max(height, width) > int(max_side)
 
 
 def _tile_layout(model, H: int, W: int, max_side: int | None) -> tuple[list, list]:
@@ -288,7 +303,12 @@ def _tiled_outputs(model, meta: dict, rgb: np.ndarray, method: str, max_side: in
 def _maps_from_cells(cells: list[torch.Tensor], method: str, strides: list[int], offset: float,
                      size: tuple[int, int]) -> np.ndarray:
     """``(B, H, W) float32`` maps in ``[0, 1]``: sigmoid (``score``) or per-block peak-normalised
-    (``gradcam``) cells, upsampled to ``size`` ``(H, W)``."""
+    (``gradcam``) cells, upsampled to ``size`` ``(H, W)``.
+
+    Upsampled along the rows first (a map of ``H x ceil(W / stride)``), then along the columns a
+    band of rows at a time (:func:`row_chunks`), so no full-size temporary is made besides the
+    result; interpolation is elementwise, so the bands equal the whole-map computation.
+    """
     H, W = size
     maps = np.empty((len(cells), H, W), dtype=np.float32)
     for b in range(len(cells)):
@@ -298,7 +318,13 @@ def _maps_from_cells(cells: list[torch.Tensor], method: str, strides: list[int],
         else:
             peak = float(c.max())
             c = c / peak if peak > 0 else c
-        maps[b] = upsample_cells(c, strides[b], (H, W), offset)[0, 0].clamp_(0.0, 1.0).numpy()
+        if strides[b] == 1 and offset == 0:
+            maps[b] = upsample_cells(c, strides[b], (H, W), offset)[0, 0].clamp_(0.0, 1.0).numpy()
+            continue
+        rows = _interp_axis(c, -2, H, strides[b], offset)
+        for r0, r1 in row_chunks(H, W):
+            band = _interp_axis(rows[..., r0:r1, :], -1, W, strides[b], offset)
+            maps[b, r0:r1] = band[0, 0].clamp_(0.0, 1.0).numpy()
     return maps
 
 
@@ -315,26 +341,36 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
             most ``max_side x max_side`` pixels (None: always whole).
         sel: the image's SEL if it is already computed (``signed_error_level(rgb, ...)`` with
             the checkpoint's ``sel`` settings; ``weakloc localize`` computes it in a worker
-            thread); None = computed here.
+            thread for images that run whole); None = computed here: for the whole image, or,
+            when the image runs in tiles, per tile (:meth:`weakloc.sel.SelSettings.window`,
+            equal to the whole image's SEL on the tile), so the whole image's SEL is never held.
 
     Returns:
         :class:`BlockMaps` with ``maps`` ``(B, H, W) float32`` in ``[0, 1]``.
     """
-    sel = _checked_sel(meta, rgb, method, sel)
-    rgb = np.asarray(rgb)
-    H, W = sel.shape[1:]
+    rgb = _check_inputs(rgb, method)
+    H, W = rgb.shape[:2]
+    tiled = runs_tiled(H, W, max_side)
+    per_tile = tiled and sel is None  # the SEL of each tile, computed when the tile runs
+    if not per_tile:
+        sel = _checked_sel(meta, rgb, method, sel)
+    sel_settings = SelSettings.from_section(meta["config"]["sel"]) if per_tile else None
     strides, offset = block_strides(model)
     ys, xs = _tile_layout(model, H, W, max_side)
     device = _model_device(model)
-    x_full = torch.from_numpy(sel)
-    tiled = not (len(ys) == 1 and len(xs) == 1)
+    x_full = None if per_tile else torch.from_numpy(sel)
     # A score_context head compares each cell with the whole image's mean features, which only
     # exist once every tile has run: keep the stitched features and apply the heads at the end.
     late_heads = tiled and method == "score" and bool(getattr(model, "score_context", False))
     st = _Stitched.empty(model, H, W, strides, late_heads)
     for (y0, y1, cy0, cy1) in ys:
         for (x0, x1, cx0, cx1) in xs:
-            out, tile_cells = _run_tile(model, x_full[None, :, y0:y1, x0:x1].to(device), method)
+            if per_tile:
+                x = torch.from_numpy(sel_settings.window(rgb, (y0, y1), (x0, x1)))[None]
+            else:
+                x = x_full[None, :, y0:y1, x0:x1]
+            out, tile_cells = _run_tile(model, x.to(device), method)
+            del x
             st.add_tile(out, tile_cells, strides, (y0, x0), (cy0, cy1, cx0, cx1))
             if not tiled:
                 prob = float(torch.sigmoid(out.logit.detach().float())[0])

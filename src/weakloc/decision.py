@@ -66,7 +66,9 @@ def _units(prob: np.ndarray, partition: np.ndarray | None, unit: str) -> tuple[n
     if unit == "region":
         if partition is None:
             raise WeaklocError("decision: unit 'region' needs a partition")
-        part = np.asarray(partition).astype(np.intp, copy=False)
+        part = np.asarray(partition)  # its own integer type: bincount and indexing read any
+        if part.dtype == np.uint64 or part.dtype.itemsize > np.dtype(np.intp).itemsize:
+            part = part.astype(np.intp)
         if part.shape != prob.shape:
             raise WeaklocError(f"decision: partition {part.shape} and map {prob.shape} differ in size")
         n = np.bincount(part.ravel()).astype(np.float64)
@@ -143,14 +145,21 @@ def calibrated_map(prob: np.ndarray, partition: np.ndarray | None, image_prob: f
     ``image_prob`` (the detector's image-level probability) and, for ``mask_min_score = "verdict"``,
     ``image_threshold`` (the checkpoint's operating point) may empty the mask (:func:`gated`).
     """
-    p = np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    p = np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0)
+    np.clip(p, 0.0, 1.0, out=p)
     if p.ndim != 2:
         raise WeaklocError(f"decision: the map must be (H, W), got shape {p.shape}")
     if gated(image_prob, settings, image_threshold):
         mask = np.zeros(p.shape, dtype=bool)
     else:
         mask, _ = choose_mask(p, partition, settings)
-    return np.where(mask, np.float32(INSIDE) + np.float32(1 - INSIDE) * p, np.float32(OUTSIDE) * p).astype(np.float32)
+    # INSIDE + (1 - INSIDE) p on the mask, OUTSIDE p elsewhere, computed in place (no full-size temporaries)
+    inside = p[mask]
+    p *= np.float32(OUTSIDE)
+    inside *= np.float32(1 - INSIDE)
+    inside += np.float32(INSIDE)
+    p[mask] = inside
+    return p
 
 
 def apply_decision(prob: np.ndarray, partitions, image_prob: float | None,

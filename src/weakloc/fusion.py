@@ -29,7 +29,7 @@ from tqdm import tqdm
 from weakloc.blockmaps import read_block_maps, read_blocks_csv, weight_columns
 from weakloc.config import section_defaults
 from weakloc.errors import WeaklocError
-from weakloc.io import inside, write_prob
+from weakloc.io import inside, row_chunks, write_prob
 from weakloc.shards import Shard, shard_items
 
 FUSION_METHODS = ("attention", "mean", "max", "wavelet")
@@ -42,7 +42,8 @@ def _check_maps(maps: np.ndarray) -> np.ndarray:
     return maps
 
 
-def _attention(maps: np.ndarray, weights: Sequence[float] | np.ndarray | None) -> np.ndarray:
+def _attention_weights(maps: np.ndarray, weights: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    """The checked block weights of ``attention``, normalised to sum 1 ``(B,) float64``."""
     if weights is None:
         raise WeaklocError("fusion: method attention needs the image's block weights (weights=None)")
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -50,8 +51,7 @@ def _attention(maps: np.ndarray, weights: Sequence[float] | np.ndarray | None) -
         raise WeaklocError(f"fusion: {w.shape[0]} block weights for {maps.shape[0]} block maps")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise WeaklocError(f"fusion: block weights must be finite, non-negative and not all zero, got {w.tolist()}")
-    w = w / w.sum()
-    return np.tensordot(w, maps.astype(np.float64), axes=1)
+    return w / w.sum()
 
 
 def _wavelet(maps: np.ndarray, wavelet: str, level: int) -> np.ndarray:
@@ -94,16 +94,25 @@ def fuse(maps: np.ndarray, method: str, weights: Sequence[float] | np.ndarray | 
             ``fusion.wavelet`` default.
 
     Returns:
-        ``(H, W) float32`` in ``[0, 1]``.
+        ``(H, W) float32`` in ``[0, 1]``. ``attention``, ``mean`` and ``max`` are pixelwise and run
+        over bands of rows (:func:`weakloc.io.row_chunks`: one band up to 4 megapixels).
     """
     maps = _check_maps(maps)
-    if method == "attention":
-        out = _attention(maps, weights)
-    elif method == "mean":
-        out = maps.mean(axis=0, dtype=np.float64)
-    elif method == "max":
-        out = maps.max(axis=0)
-    elif method == "wavelet":
+    if method in ("attention", "mean", "max"):
+        # pixelwise: a band of rows at a time, so a very large image makes no full-size float64 copies
+        w = _attention_weights(maps, weights) if method == "attention" else None
+        out = np.empty(maps.shape[1:], dtype=np.float32)
+        for r0, r1 in row_chunks(*maps.shape[1:]):
+            band = maps[:, r0:r1]
+            if method == "attention":
+                fused = np.tensordot(w, band.astype(np.float64), axes=1)
+            elif method == "mean":
+                fused = band.mean(axis=0, dtype=np.float64)
+            else:
+                fused = band.max(axis=0)
+            out[r0:r1] = np.clip(fused, 0.0, 1.0)
+        return out
+    if method == "wavelet":
         if wavelet is None or level is None:
             defaults = section_defaults("fusion.wavelet")
             wavelet = defaults["name"] if wavelet is None else wavelet

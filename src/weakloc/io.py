@@ -248,10 +248,22 @@ def read_mask(path: str | Path) -> np.ndarray:
     return arr > 127
 
 
+#: Pixels a step over a full-resolution map handles at a time (a band of rows): bounds the
+#: temporary arrays of very large images; a map of at most this many pixels is one band.
+CHUNK_PIXELS = 1 << 22
+
+
+def row_chunks(height: int, width: int) -> list[tuple[int, int]]:
+    """``(r0, r1)`` row ranges covering an ``height x width`` map, each of at most :data:`CHUNK_PIXELS`
+    pixels (at least one row); one range when the whole map fits."""
+    step = max(1, CHUNK_PIXELS // max(1, width))
+    return [(r0, min(height, r0 + step)) for r0 in range(0, height, step)]
+
+
 def write_mask(mask: np.ndarray, path: str | Path) -> None:
     """Write ``(H, W) bool`` as an 8-bit PNG with values 0 and 255."""
     with atomic_path(path) as tmp:
-        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(tmp, format="PNG")
+        Image.fromarray(np.where(mask, np.uint8(255), np.uint8(0)), mode="L").save(tmp, format="PNG")
 
 
 def write_prob(prob: np.ndarray, path: str | Path) -> None:
@@ -266,12 +278,20 @@ def write_prob(prob: np.ndarray, path: str | Path) -> None:
 
 
 def _prob_to_uint8(prob: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    prob = np.asarray(prob)
+    if prob.ndim != 2:
+        return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    out = np.empty(prob.shape, dtype=np.uint8)
+    for r0, r1 in row_chunks(*prob.shape):  # elementwise: bands of rows, no full-size float64 copy
+        out[r0:r1] = np.clip(np.rint(np.asarray(prob[r0:r1], dtype=np.float64) * 255.0), 0, 255)
+    return out
 
 
 def quantize_prob(prob: np.ndarray) -> np.ndarray:
     """``prob`` in the 8-bit steps of :func:`write_prob`: equal to :func:`read_prob` of the written file."""
-    return _prob_to_uint8(prob).astype(np.float32) / 255.0
+    q = _prob_to_uint8(prob).astype(np.float32)
+    q /= np.float32(255.0)
+    return q
 
 
 def read_prob(path: str | Path) -> np.ndarray:

@@ -47,7 +47,16 @@ import numpy as np
 from PIL import Image
 
 from weakloc.errors import WeaklocError
-from weakloc.io import atomic_path, file_sha256, inside, list_images, write_mask, write_prob, write_text_atomic
+from weakloc.io import (
+    atomic_path,
+    file_sha256,
+    inside,
+    list_images,
+    row_chunks,
+    write_mask,
+    write_prob,
+    write_text_atomic,
+)
 from weakloc.pipeline import SETTINGS_SOURCES, STAGES, Localization, Localizer, default_threads
 
 OVERLAY_OPACITY = 0.6
@@ -69,10 +78,16 @@ class LocalizeResult:
 
 
 def overlay(rgb: np.ndarray, prob: np.ndarray, opacity: float = OVERLAY_OPACITY) -> np.ndarray:
-    """Tint ``rgb`` ``(H, W, 3) uint8`` red where ``prob`` ``(H, W) in [0, 1]`` is high; returns uint8."""
-    a = (np.clip(prob, 0.0, 1.0) * opacity)[..., None]
+    """Tint ``rgb`` ``(H, W, 3) uint8`` red where ``prob`` ``(H, W) in [0, 1]`` is high; returns uint8.
+
+    Elementwise, a band of rows at a time (:func:`weakloc.io.row_chunks`), so a very large image
+    makes no full-size float copies."""
     red = np.array([255.0, 0.0, 0.0], dtype=np.float32)
-    return np.clip(rgb.astype(np.float32) * (1.0 - a) + red * a + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty(rgb.shape, dtype=np.uint8)
+    for r0, r1 in row_chunks(*rgb.shape[:2]):
+        a = (np.clip(prob[r0:r1], 0.0, 1.0) * opacity)[..., None]
+        out[r0:r1] = np.clip(rgb[r0:r1].astype(np.float32) * (1.0 - a) + red * a + 0.5, 0, 255)
+    return out
 
 
 def _write_jpeg(rgb: np.ndarray, path: Path) -> None:

@@ -146,14 +146,9 @@ def segment_image(rgb: np.ndarray, segmenters: Sequence[Callable], max_side: int
     with the pixel count), and coarser at the region edges; it changes the maps, so it is off by
     default (docs/localization.md).
     """
-    H, W = rgb.shape[:2]
-    small = rows = cols = None
-    if max_side is not None and max(H, W) > int(max_side):
-        s = int(max_side) / max(H, W)
-        h, w = max(1, round(H * s)), max(1, round(W * s))
-        small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
-        rows = np.minimum((np.arange(H) * h) // H, h - 1)
-        cols = np.minimum((np.arange(W) * w) // W, w - 1)
+    from weakloc.segmenters.partition import downscaled, upscale_labels
+
+    small = downscaled(rgb, max_side)
     parts = []
     for seg in segmenters:
         if getattr(seg, "needs_map", False):
@@ -161,7 +156,7 @@ def segment_image(rgb: np.ndarray, segmenters: Sequence[Callable], max_side: int
         elif small is None:
             parts.append(seg(rgb))
         else:
-            parts.append(np.ascontiguousarray(seg(small)[np.ix_(rows, cols)]))
+            parts.append(upscale_labels(seg(small), rgb.shape[:2]))
     return parts
 
 
@@ -313,11 +308,17 @@ class Localizer:
         return img
 
     def _with_sel(self, image) -> _Image:
-        """Stage 1 plus the stored image's signed error level (the prefetch worker's share of stage 2)."""
+        """Stage 1 plus the stored image's signed error level (the prefetch worker's share of stage 2).
+
+        Not for an image the detector runs in tiles (longer side above ``cams.max_side``): its SEL
+        is computed per tile as the tile runs (:func:`weakloc.cams.block_maps`), never whole."""
+        from weakloc.cams import runs_tiled
+
         img = self.read(image)
-        t = time.perf_counter()
-        img.sel = self.sel_settings.of(img.stored)
-        img.seconds["detect"] = time.perf_counter() - t
+        if not runs_tiled(*img.stored.shape[:2], self.config["cams"]["max_side"]):
+            t = time.perf_counter()
+            img.sel = self.sel_settings.of(img.stored)
+            img.seconds["detect"] = time.perf_counter() - t
         return img
 
     def detect(self, stored: np.ndarray, orientation: int = 1, sel: np.ndarray | None = None) -> Detection:
@@ -361,6 +362,7 @@ class Localizer:
     def _detected(self, img: _Image) -> Detection:
         t = time.perf_counter()
         det = self.detect(img.stored, img.orientation, img.sel)
+        img.sel = None  # 48 bytes per pixel with four qualities: not kept past the detector
         img.seconds["detect"] = img.seconds.get("detect", 0.0) + time.perf_counter() - t
         return det
 
@@ -428,6 +430,7 @@ class Localizer:
                 else:
                     det = self._detected(img)
                     pending.append((image, finisher.submit(self._finish, img, det), img))
+                    del det  # the finisher holds it until the image is refined, no longer
             while pending and (ahead is None or len(pending) > 1 or _done(pending[0][1])):
                 image, result, img = pending.popleft()
                 if isinstance(result, Future):

@@ -61,7 +61,7 @@ from weakloc.blockmaps import BLOCKS_CSV, image_threshold, read_block_maps, read
 from weakloc.config import Section
 from weakloc.decision import VERDICT, DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
-from weakloc.io import inside, read_prob, write_prob
+from weakloc.io import inside, read_prob, row_chunks, write_prob
 from weakloc.segmenters.partition import load_partition
 from weakloc.shards import Shard, shard_items
 
@@ -124,12 +124,16 @@ def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: floa
 
 
 def _check_partition(part: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
+    """The partition, checked; kept in its own integer type (an ``intp`` copy of an ``int32``
+    partition would take 8 bytes per pixel, and indexing and ``bincount`` give the same with either)."""
     part = np.asarray(part)
     if part.shape != shape:
         raise WeaklocError(f"refinement: partition {k} has shape {part.shape}, the coarse map {shape}")
     if not np.issubdtype(part.dtype, np.integer):
         raise WeaklocError(f"refinement: partition {k} must hold integer region ids, got {part.dtype}")
-    return part.astype(np.intp, copy=False)
+    if part.dtype.itemsize > np.dtype(np.intp).itemsize or part.dtype == np.uint64:
+        return part.astype(np.intp)
+    return part
 
 
 def evidence_counts(coarse: np.ndarray, evidence: str, evidence_map: np.ndarray | None,
@@ -208,23 +212,29 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
     # fmax/fmin (unlike clip) also map NaN to the low end: an undefined pixel counts as clean.
     c = np.fmin(np.fmax(coarse, np.float32(clip)), np.float32(1.0 - clip))
     counts, level = evidence_counts(c, evidence, evidence_map, settings.background_quantile, return_level=True)
+    odds = [region_log_odds(counts, part, prior_a, prior_b) for part in parts]  # sums over the whole image
+    del counts
     lam = np.float32(evidence_weight)
-    z = np.zeros(shape, dtype=np.float32)
-    for part in parts:
-        z += region_log_odds(counts, part, prior_a, prior_b)[part]
-    z *= lam
     logit_pi = _scalar_logit(base_rate)
-    if mode == "pixel":
-        z += _logit(c)
-        z -= np.float32(K * logit_pi)
-        if level is not None:
-            # contrast: the pixel prior is read relative to the image's background level,
-            # which then counts as the base rate: logit C - logit t + logit pi.
-            t = min(max(level, clip), 1.0 - clip)
-            z -= np.float32(_scalar_logit(t) - logit_pi)
-    else:
-        z -= np.float32((evidence_weight * K - 1.0) * logit_pi)
-    post = _sigmoid(z).astype(np.float32, copy=False)
+    post = np.empty(shape, dtype=np.float32)
+    # The rest is pixelwise: a band of rows at a time (one band up to 4 megapixels), so a very
+    # large image makes no full-size temporaries.
+    for r0, r1 in row_chunks(*shape):
+        z = np.zeros((r1 - r0, shape[1]), dtype=np.float32)
+        for lo, part in zip(odds, parts, strict=True):
+            z += lo[part[r0:r1]]
+        z *= lam
+        if mode == "pixel":
+            z += _logit(c[r0:r1])
+            z -= np.float32(K * logit_pi)
+            if level is not None:
+                # contrast: the pixel prior is read relative to the image's background level,
+                # which then counts as the base rate: logit C - logit t + logit pi.
+                t = min(max(level, clip), 1.0 - clip)
+                z -= np.float32(_scalar_logit(t) - logit_pi)
+        else:
+            z -= np.float32((evidence_weight * K - 1.0) * logit_pi)
+        post[r0:r1] = _sigmoid(z)
     if settings.scale_by_score:
         post *= np.float32(min(max(float(image_prob), 0.0), 1.0))
     return post

@@ -18,6 +18,20 @@ fixes them so that the SEL of an image is a deterministic function of its pixels
 
 Each quality q in ``qualities`` contributes three channels (R, G, B of
 ``(rgb - recompressed_q) / scale``), stacked in the order of ``qualities``.
+
+**Windows of a large image** (:func:`signed_error_diff_window`, :meth:`SelSettings.window`): the
+SEL of rows ``y0:y1`` and columns ``x0:x1`` computed from a window of the image only, equal to
+those rows and columns of the whole image's SEL, so a very large photo never holds its whole
+SEL (48 bytes per pixel with four qualities) at once (:func:`weakloc.cams.block_maps` computes
+it per tile). Why it is equal: the encoder converts colour per pixel and transforms and
+quantises each 8 x 8 block on its own (with 4:4:4 chroma, the project's setting, there is no
+chroma down- or up-sampling), and the decoder inverts each block on its own; so a window whose
+edges lie on the block grid (or on the image's own edges, where the encoder pads the last
+partial block the same way) re-encodes every one of its blocks exactly as the whole image does.
+The window is widened to the 16-pixel grid of :data:`JPEG_GRID` plus one 16-pixel MCU of
+context on each inner side, then cropped: that also covers 4:2:0 chroma (2 x 2 averaging
+inside 16 x 16 MCUs when encoding; "fancy" upsampling, which reads the neighbouring chroma
+sample, when decoding). ``tests/test_sel.py`` checks the equality for both subsamplings.
 """
 
 from __future__ import annotations
@@ -34,6 +48,8 @@ from weakloc.errors import WeaklocError
 
 #: Pillow JPEG options of the re-encoding; ``quality`` is added per level.
 JPEG_OPTIONS = {"subsampling": 0, "optimize": False, "progressive": False}
+#: The grid a window of the image is aligned to: JPEG's 8 x 8 blocks and the 16 x 16 MCU of 4:2:0 chroma.
+JPEG_GRID = 16
 
 
 def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -80,6 +96,36 @@ def signed_error_diff(rgb: np.ndarray, qualities: Sequence[int]) -> np.ndarray:
     return out
 
 
+def _window_bounds(start: int, stop: int, length: int) -> tuple[int, int]:
+    """``[start, stop)`` widened to :data:`JPEG_GRID` multiples plus one grid step of context,
+    within ``[0, length)``."""
+    g = JPEG_GRID
+    return max(0, (start // g - 1) * g), min(length, (-(-stop // g) + 1) * g)
+
+
+def signed_error_diff_window(rgb: np.ndarray, qualities: Sequence[int], rows: tuple[int, int],
+                             cols: tuple[int, int]) -> np.ndarray:
+    """``signed_error_diff(rgb, qualities)[:, y0:y1, x0:x1]`` (``rows = (y0, y1)``, ``cols = (x0, x1)``),
+    computed from a window of ``rgb`` around those pixels only (module docstring: why it is equal).
+
+    Returns ``(3 * Q, y1 - y0, x1 - x0) int16``.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3:
+        return signed_error_diff(rgb, qualities)  # the error names the expected shape
+    (y0, y1), (x0, x1) = rows, cols
+    H, W = rgb.shape[:2]
+    if not (0 <= y0 < y1 <= H and 0 <= x0 < x1 <= W):
+        raise WeaklocError(f"signed_error_level: window rows {y0}:{y1}, columns {x0}:{x1} "
+                           f"outside an image of {H} x {W}")
+    wy0, wy1 = _window_bounds(y0, y1, H)
+    wx0, wx1 = _window_bounds(x0, x1, W)
+    diff = signed_error_diff(rgb[wy0:wy1, wx0:wx1], qualities)
+    if (wy0, wy1, wx0, wx1) == (y0, y1, x0, x1):
+        return diff
+    return np.ascontiguousarray(diff[:, y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0])
+
+
 def scale_error_diff(diff: np.ndarray, scale: float) -> np.ndarray:
     """``(3Q, H, W) float32`` SEL from integer differences (any integer dtype): ``diff / scale``."""
     if not scale > 0:
@@ -117,3 +163,8 @@ class SelSettings(Section):
     def of(self, rgb: np.ndarray) -> np.ndarray:
         """:func:`signed_error_level` of ``rgb`` with these settings."""
         return signed_error_level(rgb, self.qualities, float(self.scale))
+
+    def window(self, rgb: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """``self.of(rgb)[:, y0:y1, x0:x1]`` computed from a window of ``rgb`` only
+        (:func:`signed_error_diff_window`): ``(3Q, y1 - y0, x1 - x0) float32``."""
+        return scale_error_diff(signed_error_diff_window(rgb, self.qualities, rows, cols), float(self.scale))

@@ -46,20 +46,20 @@ class Segmenter(Protocol):
 def _slic(s: dict) -> Segmenter:
     from weakloc.segmenters.superpixels import SlicSegmenter
 
-    return SlicSegmenter(s["n_segments"], s["compactness"], s["sigma"])
+    return SlicSegmenter(s["n_segments"], s["compactness"], s["sigma"], s["max_side"])
 
 
 def _felzenszwalb(s: dict) -> Segmenter:
     from weakloc.segmenters.superpixels import FelzenszwalbSegmenter
 
-    return FelzenszwalbSegmenter(s["scale"], s["sigma"], s["min_size"])
+    return FelzenszwalbSegmenter(s["scale"], s["sigma"], s["min_size"], s["max_side"])
 
 
 def _sam(s: dict) -> Segmenter:
     from weakloc.segmenters.sam import SamSegmenter
 
     return SamSegmenter(s["model_type"], s["checkpoint"], s["points_per_side"], s["pred_iou_thresh"],
-                        s["stability_score_thresh"], s["min_region"], s["device"], s["encoder_size"])
+                        s["stability_score_thresh"], s["min_region"], s["device"], s["encoder_size"], s["max_side"])
 
 
 def _sam_prompt(s: dict) -> Segmenter:
@@ -98,10 +98,10 @@ CACHED_SEGMENTERS = tuple(name for name in SEGMENTERS if name not in MAP_PROMPTE
 
 #: The settings that change a segmenter's partitions (``device`` does not, by design).
 RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "slic": ("n_segments", "compactness", "sigma"),
-    "felzenszwalb": ("scale", "sigma", "min_size"),
+    "slic": ("n_segments", "compactness", "sigma", "max_side"),
+    "felzenszwalb": ("scale", "sigma", "min_size", "max_side"),
     "sam": ("model_type", "checkpoint", "encoder_size", "points_per_side", "pred_iou_thresh", "stability_score_thresh",
-            "min_region"),
+            "min_region", "max_side"),
     "sam_prompt": ("model_type", "checkpoint", "prompts", "n_prompts", "smooth", "min_region"),
     "deeplab": ("arch", "checkpoint", "num_classes", "min_region"),
     "pspnet": ("checkpoint", "layers", "num_classes", "min_region"),

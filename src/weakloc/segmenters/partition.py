@@ -166,6 +166,33 @@ def masks_to_partition(masks: Sequence[np.ndarray], shape: tuple[int, int], min_
     return finalize_partition(canvas, min_region)
 
 
+def downscaled(rgb: np.ndarray, max_side: int | None) -> np.ndarray | None:
+    """``rgb`` ``(H, W, 3) uint8`` area-averaged down to ``max_side`` pixels on its longer side,
+    or None when it is not larger than that (or ``max_side`` is None)."""
+    from PIL import Image
+
+    H, W = rgb.shape[:2]
+    if max_side is None or max(H, W) <= int(max_side):
+        return None
+    s = int(max_side) / max(H, W)
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
+
+
+def upscale_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A partition of a down-scaled image mapped back to ``shape`` ``(H, W)`` by nearest neighbour.
+
+    Pixel ``(y, x)`` takes the label of small pixel ``(y * h // H, x * w // W)``. Each small
+    pixel maps to a non-empty block of rows and columns, in order, so every region stays
+    4-connected, every id ``0..R-1`` stays present and every pixel is in exactly one region.
+    """
+    H, W = (int(v) for v in shape)
+    h, w = labels.shape
+    rows = np.minimum((np.arange(H) * h) // H, h - 1)
+    cols = np.minimum((np.arange(W) * w) // W, w - 1)
+    return np.ascontiguousarray(labels[np.ix_(rows, cols)])
+
+
 def check_partition(labels: np.ndarray, shape: tuple[int, int] | None = None, source: str = "partition") -> np.ndarray:
     """Check that ``labels`` is an ``(H, W) int32`` partition with ids ``0..R-1``; return it.
 

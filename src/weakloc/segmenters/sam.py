@@ -27,6 +27,14 @@ TinyViT (convolutions and windowed attention, no absolute position embedding, so
 weights apply) on a smaller grid: an approximation of SAM, whose quality is measured in
 docs/segmenters.md; the official ViTs' position embedding fixes them at 1024. Torch's thread count is
 left as the caller set it, since SAM runs beside other jobs.
+
+Large images [ours]: an image whose longer side exceeds ``max_side`` (``segmenters.sam.max_side``,
+2,048 px by default) is segmented at that size (area-averaged down-scale) and the partition is
+mapped back to the full size by nearest neighbour (:func:`weakloc.segmenters.partition.upscale_labels`).
+The automatic mask generator keeps every candidate mask at the size of the image it is given
+(one byte per pixel per mask, plus its crops' boxes and RLEs), which at 40 megapixels took
+gigabytes; its masks come from a 256 x 256 decoder output upscaled anyway, so at 2,048 px they
+lose little. ``min_region`` then counts pixels of the down-scaled image.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, file_sha256
 from weakloc.runtime import resolve_device
 from weakloc.segmenters.checkpoints import load_weights, read_state_dict
-from weakloc.segmenters.partition import check_rgb, masks_to_partition
+from weakloc.segmenters.partition import check_rgb, downscaled, masks_to_partition, upscale_labels
 
 #: Where the workflow keeps MobileSAM's weights (relative to the working directory).
 DEFAULT_MOBILE_SAM = Path("weights/mobile_sam.pt")
@@ -301,12 +309,14 @@ def build_sam_model(model_type: str, checkpoint: str | Path, encoder_size: int =
 class SamSegmenter:
     """Segment Anything automatic masks as a partition.
 
-    Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
+    Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``
+    (computed at ``max_side`` pixels on the longer side at most, module docstring).
     Weights load once, here.
     """
 
     def __init__(self, model_type: str, checkpoint: str | None, points_per_side: int, pred_iou_thresh: float,
-                 stability_score_thresh: float, min_region: int, device: str, encoder_size: int = SAM_INPUT):
+                 stability_score_thresh: float, min_region: int, device: str, encoder_size: int = SAM_INPUT,
+                 max_side: int | None = None):
         from segment_anything import SamAutomaticMaskGenerator
 
         check_encoder_size(model_type, encoder_size)
@@ -314,6 +324,7 @@ class SamSegmenter:
         self.device = resolve_device(device, "segmenters.sam.device")
         self.model = build_sam_model(model_type, path, encoder_size).to(self.device)
         self.min_region = int(min_region)
+        self.max_side = max_side
         self.generator = SamAutomaticMaskGenerator(
             self.model, points_per_side=int(points_per_side), pred_iou_thresh=float(pred_iou_thresh),
             stability_score_thresh=float(stability_score_thresh), output_mode="binary_mask")
@@ -327,4 +338,8 @@ class SamSegmenter:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         rgb = check_rgb(rgb)
-        return masks_to_partition(self.masks(rgb), rgb.shape[:2], self.min_region)
+        small = downscaled(rgb, self.max_side)
+        if small is None:
+            return masks_to_partition(self.masks(rgb), rgb.shape[:2], self.min_region)
+        masks = self.masks(small)
+        return upscale_labels(masks_to_partition(masks, small.shape[:2], self.min_region), rgb.shape[:2])
