@@ -1,7 +1,7 @@
 """Shards of the per-image steps: the selection, the merge, and the commands' --shard option.
 
 The end-to-end check (the smoke study with 4 shards gives the same tables as with 1) is
-tests/test_workflow.py::test_four_shards_on_a_loaded_machine_give_the_idle_one_job_bytes.
+tests/test_workflow.py::test_three_shards_on_a_loaded_machine_give_the_idle_one_job_bytes.
 """
 
 from __future__ import annotations

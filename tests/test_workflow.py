@@ -211,26 +211,26 @@ def _cpu_hog(n: int) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_four_shards_on_a_loaded_machine_give_the_idle_one_job_bytes(smoke, tmp_path):
+def test_three_shards_on_a_loaded_machine_give_the_idle_one_job_bytes(smoke, tmp_path):
     """Two guarantees in one run from scratch (prepare and training included) of the smoke
     study's core (tests/project.py: the files every sharded step lies on, with their scores):
 
     - determinism whatever the load: beside a CPU-hogging process (the machine oversubscribed)
       the checkpoint and image scores are the idle run's bytes (no wall-clock stop);
-    - sharding changes nothing: with ``shards.count = 4`` every per-image step (segment, cams,
-      fuse, refine, baseline) runs as 4 jobs and a merge (docs/cluster.md), and the merged
-      folders and the scores are the one-job run's files.
+    - sharding changes nothing: with ``shards.count = 3`` every per-image step (segment, cams,
+      fuse, refine, baseline) runs as 3 jobs of uneven size (8 test images) and a merge
+      (docs/cluster.md), and the merged folders and the scores are the one-job run's files.
 
     The tables are functions of these files (the smoke fixture checks them). A difference names
     the file; either cause fails the test."""
     import signal
 
-    proj = copy_project(tmp_path / "loaded4")
-    (proj / "shards4.yaml").write_text("shards: {count: 4}\n")
+    proj = copy_project(tmp_path / "loaded3")
+    (proj / "shards3.yaml").write_text("shards: {count: 3}\n")
     hog = _cpu_hog(1)
     try:  # targets first: --configfile takes what follows
         out = snakemake(*SMOKE_CORE_FILES, *SMOKE_CORE_FOLDERS,
-                        "--cores", "2", "--configfile", "configs/smoke.yaml", "shards4.yaml", cwd=proj)
+                        "--cores", "2", "--configfile", "configs/smoke.yaml", "shards3.yaml", cwd=proj)
     finally:
         os.killpg(hog.pid, signal.SIGKILL)
         hog.wait()
@@ -238,7 +238,7 @@ def test_four_shards_on_a_loaded_machine_give_the_idle_one_job_bytes(smoke, tmp_
     for step in ("segment", "cams", "fuse", "refine", "baseline"):
         assert f"{step}_shard" in log and f"{step}_merge" in log, step
     assert_same_core(smoke, proj)
-    assert not list(proj.glob("results/**/shards/**/*-of-4"))  # the shard folders are temporary
+    assert not list(proj.glob("results/**/shards/**/*-of-3"))  # the shard folders are temporary
 
 
 @pytest.mark.slow
