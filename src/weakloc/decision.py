@@ -38,6 +38,7 @@ import numpy as np
 
 from weakloc.config import Section
 from weakloc.errors import WeaklocError
+from weakloc.io import index_labels
 
 #: ``mask_min_score`` value: a mask only above the checkpoint's operating point (its verdict threshold).
 VERDICT = "verdict"
@@ -66,9 +67,7 @@ def _units(prob: np.ndarray, partition: np.ndarray | None, unit: str) -> tuple[n
     if unit == "region":
         if partition is None:
             raise WeaklocError("decision: unit 'region' needs a partition")
-        part = np.asarray(partition)  # its own integer type: bincount and indexing read any
-        if part.dtype == np.uint64 or part.dtype.itemsize > np.dtype(np.intp).itemsize:
-            part = part.astype(np.intp)
+        part = index_labels(partition)
         if part.shape != prob.shape:
             raise WeaklocError(f"decision: partition {part.shape} and map {prob.shape} differ in size")
         n = np.bincount(part.ravel()).astype(np.float64)

@@ -61,7 +61,7 @@ from weakloc.blockmaps import BLOCKS_CSV, image_threshold, read_block_maps, read
 from weakloc.config import Section
 from weakloc.decision import VERDICT, DecisionSettings, apply_decision
 from weakloc.errors import WeaklocError
-from weakloc.io import inside, read_prob, row_chunks, write_prob
+from weakloc.io import index_labels, inside, read_prob, row_chunks, write_prob
 from weakloc.segmenters.partition import load_partition
 from weakloc.shards import Shard, shard_items
 
@@ -124,16 +124,13 @@ def region_log_odds(counts_map: np.ndarray, partition: np.ndarray, prior_a: floa
 
 
 def _check_partition(part: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
-    """The partition, checked; kept in its own integer type (an ``intp`` copy of an ``int32``
-    partition would take 8 bytes per pixel, and indexing and ``bincount`` give the same with either)."""
+    """The partition, checked, as :func:`weakloc.io.index_labels` (no ``intp`` copy of an ``int32`` one)."""
     part = np.asarray(part)
     if part.shape != shape:
         raise WeaklocError(f"refinement: partition {k} has shape {part.shape}, the coarse map {shape}")
     if not np.issubdtype(part.dtype, np.integer):
         raise WeaklocError(f"refinement: partition {k} must hold integer region ids, got {part.dtype}")
-    if part.dtype.itemsize > np.dtype(np.intp).itemsize or part.dtype == np.uint64:
-        return part.astype(np.intp)
-    return part
+    return index_labels(part)
 
 
 def evidence_counts(coarse: np.ndarray, evidence: str, evidence_map: np.ndarray | None,
@@ -216,6 +213,9 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
     del counts
     lam = np.float32(evidence_weight)
     logit_pi = _scalar_logit(base_rate)
+    # contrast: the pixel prior is read relative to the image's background level, which then
+    # counts as the base rate: logit C - logit t + logit pi.
+    background = None if level is None else _scalar_logit(min(max(level, clip), 1.0 - clip)) - logit_pi
     post = np.empty(shape, dtype=np.float32)
     # The rest is pixelwise: a band of rows at a time (one band up to 4 megapixels), so a very
     # large image makes no full-size temporaries.
@@ -227,11 +227,8 @@ def refine_bayes(coarse: np.ndarray, partitions: Sequence[np.ndarray], settings:
         if mode == "pixel":
             z += _logit(c[r0:r1])
             z -= np.float32(K * logit_pi)
-            if level is not None:
-                # contrast: the pixel prior is read relative to the image's background level,
-                # which then counts as the base rate: logit C - logit t + logit pi.
-                t = min(max(level, clip), 1.0 - clip)
-                z -= np.float32(_scalar_logit(t) - logit_pi)
+            if background is not None:
+                z -= np.float32(background)
         else:
             z -= np.float32((evidence_weight * K - 1.0) * logit_pi)
         post[r0:r1] = _sigmoid(z)

@@ -179,6 +179,13 @@ def downscaled(rgb: np.ndarray, max_side: int | None) -> np.ndarray | None:
     return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BOX))
 
 
+def segment_at_most(rgb: np.ndarray, max_side: int | None, segment) -> np.ndarray:
+    """``segment(image) -> (h, w) partition`` run on ``rgb`` :func:`downscaled` to ``max_side``
+    when it is larger, its labels mapped back to ``rgb``'s size (:func:`upscale_labels`)."""
+    small = downscaled(rgb, max_side)
+    return segment(rgb) if small is None else upscale_labels(segment(small), rgb.shape[:2])
+
+
 def upscale_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A partition of a down-scaled image mapped back to ``shape`` ``(H, W)`` by nearest neighbour.
 

@@ -54,7 +54,7 @@ from weakloc.errors import WeaklocError
 from weakloc.io import atomic_path, file_sha256
 from weakloc.runtime import resolve_device
 from weakloc.segmenters.checkpoints import load_weights, read_state_dict
-from weakloc.segmenters.partition import check_rgb, downscaled, masks_to_partition, upscale_labels
+from weakloc.segmenters.partition import check_rgb, masks_to_partition, segment_at_most
 
 #: Where the workflow keeps MobileSAM's weights (relative to the working directory).
 DEFAULT_MOBILE_SAM = Path("weights/mobile_sam.pt")
@@ -337,9 +337,5 @@ class SamSegmenter:
         return [np.asarray(r["segmentation"], dtype=bool) for r in records]
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        rgb = check_rgb(rgb)
-        small = downscaled(rgb, self.max_side)
-        if small is None:
-            return masks_to_partition(self.masks(rgb), rgb.shape[:2], self.min_region)
-        masks = self.masks(small)
-        return upscale_labels(masks_to_partition(masks, small.shape[:2], self.min_region), rgb.shape[:2])
+        return segment_at_most(check_rgb(rgb), self.max_side,
+                               lambda im: masks_to_partition(self.masks(im), im.shape[:2], self.min_region))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import felzenszwalb, slic
 
-from weakloc.segmenters.partition import check_rgb, downscaled, finalize_partition, upscale_labels
+from weakloc.segmenters.partition import check_rgb, finalize_partition, segment_at_most
 
 
 class _Superpixels:
@@ -31,11 +31,8 @@ class _Superpixels:
         raise NotImplementedError
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        rgb = check_rgb(rgb)
-        small = downscaled(rgb, self.max_side)
-        if small is None:
-            return finalize_partition(self.labels(rgb), self.min_region)
-        return upscale_labels(finalize_partition(self.labels(small), self.min_region), rgb.shape[:2])
+        return segment_at_most(check_rgb(rgb), self.max_side,
+                               lambda im: finalize_partition(self.labels(im), self.min_region))
 
 
 class SlicSegmenter(_Superpixels):
