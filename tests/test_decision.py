@@ -186,3 +186,20 @@ def test_the_old_gate_names_say_their_new_names_and_old_checkpoints_are_translat
     loc = Localizer(random_checkpoint(tmp_path / "old.pt", {"pipeline": old}), segmenters=[])
     assert loc.settings_source == "checkpoint"
     assert loc.refine_settings.scale_by_score is True and loc.refine_settings.decision.mask_min_score == "verdict"
+
+
+def test_the_pipelines_own_segment_max_side_moved_to_the_segmenters(tmp_path):
+    """localize.segment_max_side became segmenters.{sam,slic,felzenszwalb}.max_side: a config with it
+    is a one-line error naming the new keys; a checkpoint that stored it (the released model: null)
+    keeps the segmenters' defaults for null and gives each of them a stored number."""
+    from factories import random_checkpoint
+    from weakloc.pipeline import Localizer
+
+    with pytest.raises(WeaklocError, match=r"^config: key localize\.segment_max_side was renamed "
+                                           r"segmenters\.sam\.max_side and segmenters\.slic\.max_side and"):
+        validate_config({"localize": {"segment_max_side": 512}})
+    for stored, expected in ((None, 2048), (512, 512)):
+        ckpt = random_checkpoint(tmp_path / f"{stored}.pt", {"pipeline": {"localize": {"segment_max_side": stored}}})
+        loc = Localizer(ckpt, segmenters=[])
+        assert "segment_max_side" not in loc.config["localize"]
+        assert [loc.config["segmenters"][n]["max_side"] for n in ("sam", "slic", "felzenszwalb")] == [expected] * 3

@@ -378,26 +378,18 @@ def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoin
         assert r["score"] == f"{res.score:.6f}"
 
 
-def test_segment_max_side_maps_a_valid_partition_back(checkpoint, tmp_path):
-    from weakloc.pipeline import segment_image
-    from weakloc.segmenters import build_segmenter
-    from weakloc.segmenters.partition import finalize_partition
+def test_segment_max_side_sets_every_downscaling_segmenter(checkpoint, tmp_path):
+    """--segment-max-side N is segmenters.<name>.max_side = N for sam, slic and felzenszwalb
+    (the partition itself: tests/test_segmenters.py), and a bound the schema refuses is a one-line error."""
+    from weakloc.segmenters import DOWNSCALED_SEGMENTERS
 
+    assert DOWNSCALED_SEGMENTERS == ("slic", "felzenszwalb", "sam")
     rgb = photo(150, 230, 4)
-    seg = build_segmenter("slic", {})
-    full, = segment_image(rgb, [seg], None, None)
-    small, = segment_image(rgb, [seg], 100, None)
-    np.testing.assert_array_equal(full, seg(rgb))  # off (None): full resolution, unchanged
-    assert small.shape == (150, 230) and small.dtype == np.int32
-    ids = np.unique(small)
-    np.testing.assert_array_equal(ids, np.arange(ids.size))  # ids 0..R-1, every pixel in one region
-    assert finalize_partition(small).max() == small.max()  # regions stay 4-connected
-    assert not np.array_equal(small, full)
     out = tmp_path / "o"
     assert main(["localize", str(_png(tmp_path, rgb)), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--segment-max-side", "100"]) == 0
+                 "--segmenter", "slic", "--segment-max-side", "100", "--regions", "all"]) == 0
     assert read_prob(out / "p_prob.png").shape == (150, 230)
-    assert json_load(out / "run.json")["settings"]["localize"]["segment_max_side"] == 100
+    assert json_load(out / "run.json")["settings"]["segmenter_settings"]["slic"]["max_side"] == 100
     assert main(["localize", str(tmp_path / "p.png"), "--checkpoint", str(checkpoint), "--out", str(out),
                  "--segment-max-side", "8"]) == 2
 

@@ -315,8 +315,12 @@ def test_sam_encoder_size_is_checked_before_any_weights_load(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(WeaklocError, match=r"segmenters.sam.encoder_size: 512 needs model_type vit_t"):
         build_segmenter("sam", {"model_type": "vit_b", "encoder_size": 512, "checkpoint": "absent.pth"})
-    with pytest.raises(WeaklocError, match=r"encoder_size: 500 is not a multiple of 64"):
+    with pytest.raises(WeaklocError, match=r"segmenters.sam_prompt.encoder_size: 512 needs model_type vit_t"):
+        build_segmenter("sam_prompt", {"model_type": "vit_b", "encoder_size": 512, "checkpoint": "absent.pth"})
+    with pytest.raises(WeaklocError, match=r"key segmenters.sam.encoder_size: 500 is not a multiple of 64"):
         build_segmenter("sam", {"encoder_size": 500})
+    with pytest.raises(WeaklocError, match=r"key segmenters.sam_prompt.prompts: 'corners' is not one of"):
+        build_segmenter("sam_prompt", {"prompts": "corners"})
     with pytest.raises(WeaklocError, match="encoder_size"):
         validate_config({"segmenters": {"sam": {"encoder_size": 2048}}})
 

@@ -10,13 +10,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from project import BIN, ENV, ROOT, SMOKE_CORE_FILES, SMOKE_CORE_FOLDERS, assert_same_core, copy_project, run, snakemake
+from project import BIN, ENV, ROOT, assert_same_core, copy_project, run, snakemake
 
 
 def leaves(node):
@@ -203,38 +202,21 @@ def test_dvc_push_then_pull_restores_without_recomputing(smoke, tmp_path):
 
 # --------------------------------------------------------------------------- reliability
 
-def _cpu_hog(n: int) -> subprocess.Popen:
-    """``n`` busy processes beside the run (a loaded machine), killed by the caller."""
-    code = "import multiprocessing as m\ndef spin():\n    while True: pass\n" \
-           f"ps=[m.Process(target=spin) for _ in range({n})]\n[p.start() for p in ps]\n[p.join() for p in ps]\n"
-    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-
-
 @pytest.mark.slow
-def test_three_shards_on_a_loaded_machine_give_the_idle_one_job_bytes(smoke, tmp_path):
+def test_three_shards_beside_the_smoke_study_give_its_bytes(smoke, sharded):
     """Two guarantees in one run from scratch (prepare and training included) of the smoke
     study's core (tests/project.py: the files every sharded step lies on, with their scores):
 
-    - determinism whatever the load: beside a CPU-hogging process (the machine oversubscribed)
-      the checkpoint and image scores are the idle run's bytes (no wall-clock stop);
     - sharding changes nothing: with ``shards.count = 3`` every per-image step (segment, cams,
       fuse, refine, baseline) runs as 3 jobs of uneven size (8 test images) and a merge
-      (docs/cluster.md), and the merged folders and the scores are the one-job run's files.
+      (docs/cluster.md), and the merged folders and the scores are the one-job run's files;
+    - determinism whatever the load: the run shares 2 cores with the smoke study and the rest of
+      the suite (tests/conftest.py), its jobs are timed differently from the smoke study's, and
+      the checkpoint and image scores are the same bytes (no wall-clock stop).
 
     The tables are functions of these files (the smoke fixture checks them). A difference names
     the file; either cause fails the test."""
-    import signal
-
-    proj = copy_project(tmp_path / "loaded3")
-    (proj / "shards3.yaml").write_text("shards: {count: 3}\n")
-    hog = _cpu_hog(1)
-    try:  # targets first: --configfile takes what follows
-        out = snakemake(*SMOKE_CORE_FILES, *SMOKE_CORE_FOLDERS,
-                        "--cores", "2", "--configfile", "configs/smoke.yaml", "shards3.yaml", cwd=proj)
-    finally:
-        os.killpg(hog.pid, signal.SIGKILL)
-        hog.wait()
-    log = out.stdout + out.stderr
+    proj, log = sharded
     for step in ("segment", "cams", "fuse", "refine", "baseline"):
         assert f"{step}_shard" in log and f"{step}_merge" in log, step
     assert_same_core(smoke, proj)

@@ -92,10 +92,17 @@ def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:
     return f"key {path or '<top level>'}: {error.message}"
 
 
-#: Keys that were renamed (old dotted path -> new): a config that uses an old name is an error
-#: naming both; settings stored under an old name in a checkpoint are translated
-#: (:func:`translate_renamed`).
-RENAMED_KEYS = {"refine.gate": "refine.scale_by_score", "refine.decision.gate": "refine.decision.mask_min_score"}
+#: Keys that were renamed (old dotted path -> the new one, or the new ones that each take its value):
+#: a config that uses an old name is an error naming the new; settings stored under an old name in a
+#: checkpoint are translated (:func:`translate_renamed`).
+RENAMED_KEYS = {
+    "refine.gate": ("refine.scale_by_score",),
+    "refine.decision.gate": ("refine.decision.mask_min_score",),
+    # the pipeline's own down-scale before segmenting; each segmenter that can segment at a lower
+    # resolution has the key itself (defaults 2048)
+    "localize.segment_max_side": ("segmenters.sam.max_side", "segmenters.slic.max_side",
+                                  "segmenters.felzenszwalb.max_side"),
+}
 
 
 def _lookup(config: Mapping, dotted: str) -> tuple[Mapping | None, str]:
@@ -115,17 +122,24 @@ def _check_renamed(config: Mapping, prefix: str = "") -> None:
             continue
         node, key = _lookup(config, old[len(prefix) + 1:] if prefix else old)
         if node is not None and key in node:
-            raise ConfigError(f"key {old} was renamed {new} (same meaning): use the new name")
+            raise ConfigError(f"key {old} was renamed {' and '.join(new)} (same meaning): use the new name")
 
 
 def translate_renamed(config: dict) -> dict:
-    """``config`` with every old key name (:data:`RENAMED_KEYS`) moved to its new name, in place:
-    how settings a checkpoint stored before a rename are read."""
+    """``config`` with every old key name (:data:`RENAMED_KEYS`) moved to its new names, in place:
+    how settings a checkpoint stored before a rename are read. A stored null (no value was
+    chosen) is dropped: the new keys keep theirs or the schema's defaults."""
     for old, new in RENAMED_KEYS.items():
         node, key = _lookup(config, old)
-        if node is not None and key in node:
-            new_node, new_key = _lookup(config, new)
-            new_node.setdefault(new_key, node.pop(key))
+        if node is None or key not in node:
+            continue
+        value = node.pop(key)
+        for name in new if value is not None else ():
+            *parents, new_key = name.split(".")
+            new_node = config
+            for part in parents:
+                new_node = new_node.setdefault(part, {})
+            new_node.setdefault(new_key, copy.deepcopy(value))
     return config
 
 
@@ -228,6 +242,18 @@ def schema_choices(path: str) -> tuple:
     return tuple(_schema_node(path, "key")["enum"])
 
 
+def validate_section(path: str, section: Mapping) -> dict:
+    """``section``, the mapping of the schema's section at dotted ``path``, checked against its part
+    of the schema with the defaults filled (a fresh copy): a value outside the schema's types,
+    bounds or choices, or an unknown key, is a :class:`ConfigError` naming the key. The schema is
+    the only place those rules are written."""
+    given = copy.deepcopy(dict(section))
+    error = next(iter(_section_validator(path).iter_errors(given)), None)  # also fills the defaults
+    if error is not None:
+        raise ConfigError(_describe(error, path))
+    return given
+
+
 def section_defaults(path: str) -> dict:
     """The schema's defaults of the section at dotted ``path`` (``"model"``, ``"refine.decision"``),
     nested sections filled: what :func:`validate_config` writes there for an empty config (a fresh copy)."""
@@ -249,17 +275,14 @@ class Section:
         """The typed section from its mapping, checked against its part of the schema: keys it
         lacks (a partial dict, e.g. an old checkpoint's) take the schema's defaults, and a value
         outside the schema's types, bounds or choices, or an unknown key, is a :class:`ConfigError`
-        naming the key. The schema is the only place those rules are written."""
+        naming the key (:func:`validate_section`)."""
         given = {k: dataclasses.asdict(v) if isinstance(v, Section) else v for k, v in dict(section or {}).items()}
         _check_renamed(given, cls.SECTION)
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(given) - set(names))
         if unknown:
             raise ConfigError(f"unknown key {cls.SECTION}.{unknown[0]} (allowed here: {', '.join(sorted(names))})")
-        given = copy.deepcopy(given)
-        error = next(iter(_section_validator(cls.SECTION).iter_errors(given)), None)  # also fills the defaults
-        if error is not None:
-            raise ConfigError(_describe(error, cls.SECTION))
+        given = validate_section(cls.SECTION, given)
         for name, nested in _nested_sections(cls).items():
             given[name] = nested.from_section(given[name])
         return cls(**given)

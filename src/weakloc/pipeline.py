@@ -134,30 +134,14 @@ def as_stored_rgb(image) -> tuple[np.ndarray, int]:
     return arr, 1
 
 
-def segment_image(rgb: np.ndarray, segmenters: Sequence[Callable], max_side: int | None,
-                  coarse: np.ndarray) -> list[np.ndarray]:
+def segment_image(rgb: np.ndarray, segmenters: Sequence[Callable], coarse: np.ndarray) -> list[np.ndarray]:
     """Each segmenter's ``(H, W) int32`` partition of ``rgb`` ``(H, W, 3) uint8`` (as displayed).
 
     A map-prompted segmenter (``needs_map``, e.g. ``sam_prompt``) is called as
-    ``seg(rgb, coarse)`` at full resolution. ``max_side`` (``localize.segment_max_side``; None =
-    full resolution): an image whose longer side exceeds it is segmented at that size
-    (area-averaged down-scale) and the labels are mapped back by nearest neighbour, which keeps
-    every region 4-connected and every pixel in exactly one region. Cheaper (SLIC's cost grows
-    with the pixel count), and coarser at the region edges; it changes the maps, so it is off by
-    default (docs/localization.md).
+    ``seg(rgb, coarse)``; a segmenter that works at a lower resolution does so by its own
+    ``max_side`` setting (``segmenters.<name>.max_side``, ``--segment-max-side``).
     """
-    from weakloc.segmenters.partition import downscaled, upscale_labels
-
-    small = downscaled(rgb, max_side)
-    parts = []
-    for seg in segmenters:
-        if getattr(seg, "needs_map", False):
-            parts.append(seg(rgb, coarse))
-        elif small is None:
-            parts.append(seg(rgb))
-        else:
-            parts.append(upscale_labels(seg(small), rgb.shape[:2]))
-    return parts
+    return [seg(rgb, coarse) if getattr(seg, "needs_map", False) else seg(rgb) for seg in segmenters]
 
 
 def resolve_settings(meta: dict, config: dict | None, overrides: dict | None = None,
@@ -338,7 +322,7 @@ class Localizer:
 
     def segment(self, shown: np.ndarray, coarse: np.ndarray) -> list[np.ndarray]:
         """Stage 3: each segmenter's partition of the displayed image (see :func:`segment_image`)."""
-        return segment_image(shown, self.segmenters, self.config["localize"]["segment_max_side"], coarse)
+        return segment_image(shown, self.segmenters, coarse)
 
     def refine(self, detection: Detection, partitions: list[np.ndarray] | None) -> np.ndarray:
         """Stage 4: the map, in the 8-bit steps ``localize`` writes. With no segmenters, the fused

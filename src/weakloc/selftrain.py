@@ -123,7 +123,6 @@ def _fingerprint(config: dict, rows: pd.DataFrame, checkpoint: str | Path, seed:
     return {"step": "pseudo-masks", "cams": config["cams"], "fusion": config["fusion"]["methods"][0],
             "wavelet": config["fusion"]["wavelet"], "refine": config["refine"],
             "segmenter": {st["segmenter"]: config["segmenters"][st["segmenter"]]},
-            "segment_max_side": config["localize"]["segment_max_side"],
             "selftrain": {k: st[k] for k in ("segmenter", "ring", "background", "max_images")}, "seed": int(seed),
             "data": content_hash(rows), "checkpoint": file_sha256(checkpoint)}
 

@@ -175,21 +175,12 @@ class WCBnet(nn.Module):
 
     def __init__(self, in_channels: int, settings: ModelSettings) -> None:
         super().__init__()
-        if settings.backbone != "scratch":
-            raise WeaklocError(f"key model.backbone: unknown backbone {settings.backbone!r} "
-                               f"(only scratch is available)")
         widths, token_dim, pooling = settings.widths, int(settings.token_dim), settings.pooling
         convs_per_block, stem_stride = int(settings.convs_per_block), int(settings.stem_stride)
-        if pooling not in ("topk", "mean", "max"):
-            raise WeaklocError(f"key model.pooling: unknown pooling {pooling!r} (choose topk, mean or max)")
-        if not widths:
-            raise WeaklocError("key model.widths: at least one block is needed")
         self.in_channels = int(in_channels)
         self.widths = [int(w) for w in widths]
         self.pooling = pooling
         self.topk_fraction = float(settings.topk_fraction)
-        if stem_stride not in (1, 2, 4, 8):
-            raise WeaklocError(f"key model.stem_stride: must be 1, 2, 4 or 8, got {stem_stride}")
         self.stem_stride = int(stem_stride)
         if self.stem_stride > 1:
             # non-overlapping s x s patches; 8 % s == 0, so patches never straddle a JPEG block edge

@@ -57,12 +57,13 @@ def run_refine(args: argparse.Namespace) -> int:
 
 def run_localize(args: argparse.Namespace) -> int:
     from weakloc.localize import localize_images
+    from weakloc.segmenters import DOWNSCALED_SEGMENTERS
 
     # no --config: the settings the checkpoint's study stored at training time (weakloc.pipeline.resolve_settings)
     config = config_from_args(args) if args.config or args.config_json else None
     overrides = {}
     if args.segment_max_side is not None:  # checked against the schema with the rest of the settings
-        overrides["localize.segment_max_side"] = args.segment_max_side
+        overrides.update({f"segmenters.{name}.max_side": args.segment_max_side for name in DOWNSCALED_SEGMENTERS})
     if args.regions is not None:
         overrides["localize.regions"] = args.regions
     if args.decision is not None:
@@ -125,8 +126,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-refine", action="store_true", help="write the fused map without refinement")
     p.add_argument("--fusion", metavar="NAME", help="fusion method (default: the first of fusion.methods)")
     p.add_argument("--segment-max-side", type=int, metavar="N",
-                   help="segment at most N pixels on the longer side and map the regions back (faster, coarser "
-                        "region edges; default: localize.segment_max_side, null = full resolution)")
+                   help="sam, slic and felzenszwalb segment at most N pixels on the longer side and map the "
+                        "regions back (faster, coarser region edges; default: segmenters.<name>.max_side, 2048)")
     p.add_argument("--regions", choices=schema_choices("localize.regions"),
                    help="masked: run the segmenters only on images that can get a mask (their score reaches "
                         "refine.decision.mask_min_score); all: on every image (same masks and scores, slower); "

@@ -66,7 +66,7 @@ def _sam_prompt(s: dict) -> Segmenter:
     from weakloc.segmenters.prompted import PromptedSamSegmenter
 
     return PromptedSamSegmenter(s["model_type"], s["checkpoint"], s["prompts"], s["n_prompts"], s["smooth"],
-                                s["min_region"], s["device"])
+                                s["min_region"], s["device"], s["encoder_size"])
 
 
 def _deeplab(s: dict) -> Segmenter:
@@ -102,10 +102,13 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
     "felzenszwalb": ("scale", "sigma", "min_size", "max_side"),
     "sam": ("model_type", "checkpoint", "encoder_size", "points_per_side", "pred_iou_thresh", "stability_score_thresh",
             "min_region", "max_side"),
-    "sam_prompt": ("model_type", "checkpoint", "prompts", "n_prompts", "smooth", "min_region"),
+    "sam_prompt": ("model_type", "checkpoint", "encoder_size", "prompts", "n_prompts", "smooth", "min_region"),
     "deeplab": ("arch", "checkpoint", "num_classes", "min_region"),
     "pspnet": ("checkpoint", "layers", "num_classes", "min_region"),
 }
+
+#: The segmenters that can segment an image at a lower resolution (``segmenters.<name>.max_side``).
+DOWNSCALED_SEGMENTERS = tuple(name for name, keys in RESULT_SETTINGS.items() if "max_side" in keys)
 
 
 def default_settings(name: str) -> dict[str, Any]:
@@ -122,14 +125,13 @@ def check_name(name: str) -> None:
 
 
 def complete_settings(name: str, settings: dict | None) -> dict[str, Any]:
-    """``settings`` with the schema's defaults filled in; an unknown key is a WeaklocError
-    naming ``segmenters.<name>.<key>``."""
-    full = default_settings(name)
-    for key, value in (settings or {}).items():
-        if key not in full:
-            raise WeaklocError(f"unknown key segmenters.{name}.{key} (allowed here: {', '.join(sorted(full))})")
-        full[key] = value
-    return full
+    """``settings`` checked against the schema's ``segmenters.<name>`` with its defaults filled in;
+    an unknown key or a value the schema does not allow is a WeaklocError naming
+    ``segmenters.<name>.<key>``."""
+    from weakloc.config import validate_section
+
+    check_name(name)
+    return validate_section(f"segmenters.{name}", settings or {})
 
 
 def build_segmenter(name: str, settings: dict | None = None) -> Segmenter:

@@ -39,8 +39,6 @@ import torch
 from weakloc.errors import WeaklocError
 from weakloc.segmenters.partition import check_rgb, masks_to_partition
 
-PROMPT_KINDS = ("points", "boxes", "both")
-
 
 def map_prompts(coarse: np.ndarray, n_prompts: int, smooth: float) -> list[dict]:
     """Prompts from the peaks of a coarse map ``(H, W)`` in [0, 1].
@@ -103,17 +101,16 @@ class PromptedSamSegmenter:
     needs_map = True
 
     def __init__(self, model_type: str, checkpoint: str | None, prompts: str, n_prompts: int, smooth: float,
-                 min_region: int, device: str):
+                 min_region: int, device: str, encoder_size: int = 1024):
         from segment_anything import SamPredictor
 
         from weakloc.runtime import resolve_device
-        from weakloc.segmenters.sam import build_sam_model, resolve_sam_checkpoint
+        from weakloc.segmenters.sam import build_sam_model, check_encoder_size, resolve_sam_checkpoint
 
-        if prompts not in PROMPT_KINDS:
-            raise WeaklocError(f"segmenters.sam_prompt.prompts: unknown {prompts!r} (choose {', '.join(PROMPT_KINDS)})")
+        size = check_encoder_size(model_type, encoder_size, "segmenters.sam_prompt")  # before any weights load
         path = resolve_sam_checkpoint(model_type, checkpoint)
         self.device = resolve_device(device, "segmenters.sam_prompt.device")
-        self.model = build_sam_model(model_type, path).to(self.device)
+        self.model = build_sam_model(model_type, path, size).to(self.device)
         self.predictor = SamPredictor(self.model)
         self.prompts = prompts
         self.n_prompts = int(n_prompts)

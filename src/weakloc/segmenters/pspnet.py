@@ -85,8 +85,6 @@ class PSPNet(nn.Module):
 
     def __init__(self, layers: int, classes: int, dropout: float = 0.1):
         super().__init__()
-        if layers not in STAGE_BLOCKS:
-            raise WeaklocError(f"segmenters.pspnet.layers: {layers} is not supported (choose 50 or 101)")
         blocks = STAGE_BLOCKS[layers]
         self.layer0 = nn.Sequential(*_conv_bn_relu(3, 64, 2), *_conv_bn_relu(64, 64, 1), *_conv_bn_relu(64, 128, 1),
                                     nn.MaxPool2d(3, stride=2, padding=1))

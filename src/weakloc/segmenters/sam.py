@@ -239,10 +239,9 @@ def resolve_sam_checkpoint(model_type: str, checkpoint: str | None) -> Path:
 
 
 def check_encoder_size(model_type: str, encoder_size: int, key: str = "segmenters.sam") -> int:
-    """``encoder_size`` if ``model_type`` can run its encoder at that size, else :class:`WeaklocError`."""
+    """``encoder_size`` if ``model_type`` can run its encoder at that size, else :class:`WeaklocError`
+    (the size's own bounds are the schema's)."""
     size = int(encoder_size)
-    if size % 64 or not 256 <= size <= SAM_INPUT:
-        raise WeaklocError(f"{key}.encoder_size: {size} is not a multiple of 64 between 256 and {SAM_INPUT}")
     if size != SAM_INPUT and model_type != "vit_t":
         raise WeaklocError(f"{key}.encoder_size: {size} needs model_type vit_t (MobileSAM); the official SAM "
                            f"{model_type} has a position embedding for {SAM_INPUT} px only")
@@ -287,8 +286,6 @@ def build_sam_model(model_type: str, checkpoint: str | Path, encoder_size: int =
     """Build a SAM model of ``model_type`` (vit_t = MobileSAM, vit_b/l/h = official SAM) on
     the CPU, loaded from ``checkpoint`` with ``weights_only=True``, in eval mode, its image
     encoder working at ``encoder_size`` px (other than 1024 for vit_t only)."""
-    if model_type not in ("vit_t", *OFFICIAL_SAM_FILES):
-        raise WeaklocError(f"segmenters.sam.model_type: unknown {model_type!r} (choose vit_t, vit_b, vit_l, vit_h)")
     encoder_size = check_encoder_size(model_type, encoder_size)
     with warnings.catch_warnings():
         # mobile_sam imports timm's deprecated paths and re-registers TinyViT names.
