@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from weakloc.config import section_defaults, validate_config
 from weakloc.errors import WeaklocError
 from weakloc.io import read_prob, write_prob
 from weakloc.peer_rules import apply_peer_rule, edgecam_vote, peer_segmenter, regions_to_map, sepl_select
+
+EDGECAM = {k: v for k, v in section_defaults("peer_rules.edgecam").items() if k != "segmenter"}
+SEPL = {k: v for k, v in section_defaults("peer_rules.sepl").items() if k != "segmenter"}
+"""The schema's settings of each rule (its defaults: the functions have none)."""
 
 
 def four_quadrants(n=8):
@@ -37,7 +42,7 @@ def test_edgecam_top_k_breaks_ties_by_region_size():
     part = np.zeros((4, 8), np.int32)
     part[:, 2:] = 1                          # region 0: 8 px, region 1: 24 px
     c = np.full(part.shape, 0.9, np.float32)
-    assert kept_regions(edgecam_vote(c, part, top_k=1), part) == [1]
+    assert kept_regions(edgecam_vote(c, part, **{**EDGECAM, "top_k": 1}), part) == [1]
 
 
 def test_sepl_keeps_mostly_inside_or_covering_regions():
@@ -45,7 +50,7 @@ def test_sepl_keeps_mostly_inside_or_covering_regions():
     c = np.zeros(part.shape, np.float32)
     c[part == 0] = 0.8                       # region 0 entirely foreground
     c[4:6, 4:] = 0.7                         # region 3: exactly half foreground: not > 50 %
-    out = sepl_select(c, part)
+    out = sepl_select(c, part, **SEPL)
     assert kept_regions(out, part) == [0]
     # one large region holding 90 % of a small foreground is kept although mostly background
     part2 = np.zeros((10, 10), np.int32)
@@ -53,15 +58,15 @@ def test_sepl_keeps_mostly_inside_or_covering_regions():
     c2 = np.zeros((10, 10), np.float32)
     c2[0, :9] = 0.9
     c2[0, 9] = 0.9
-    assert kept_regions(sepl_select(c2, part2), part2) == [0]   # covers 9/10 of the foreground
-    assert kept_regions(sepl_select(c2, part2, cover=0.95), part2) == []
+    assert kept_regions(sepl_select(c2, part2, **SEPL), part2) == [0]   # covers 9/10 of the foreground
+    assert kept_regions(sepl_select(c2, part2, **{**SEPL, "cover": 0.95}), part2) == []
 
 
 def test_empty_foreground_gives_an_empty_mask():
     part = four_quadrants()
     c = np.full(part.shape, 0.3, np.float32)
-    assert not (sepl_select(c, part) > 0.5).any()
-    assert not (edgecam_vote(c, part) > 0.5).any()
+    assert not (sepl_select(c, part, **SEPL) > 0.5).any()
+    assert not (edgecam_vote(c, part, **EDGECAM) > 0.5).any()
 
 
 def test_output_is_a_probability_map_whose_mask_survives_8bit(tmp_path):
@@ -98,8 +103,8 @@ def test_config_dispatch_and_segmenter_choice():
 def test_bad_input_is_refused():
     part = four_quadrants()
     with pytest.raises(WeaklocError, match="partition has shape"):
-        edgecam_vote(np.zeros((4, 4)), part)
+        edgecam_vote(np.zeros((4, 4)), part, **EDGECAM)
     with pytest.raises(WeaklocError, match="integer region ids"):
-        sepl_select(np.zeros(part.shape), part.astype(float))
-    with pytest.raises(WeaklocError, match="min_vote"):
-        edgecam_vote(np.zeros(part.shape), part, min_vote=0)
+        sepl_select(np.zeros(part.shape), part.astype(float), **SEPL)
+    with pytest.raises(WeaklocError, match=r"key peer_rules\.edgecam\.min_vote: 0 is less than or equal"):
+        validate_config({"peer_rules": {"edgecam": {"min_vote": 0}}})  # the bounds are the schema's

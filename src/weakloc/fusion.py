@@ -59,8 +59,6 @@ def _wavelet(maps: np.ndarray, wavelet: str, level: int) -> np.ndarray:
         wav = pywt.Wavelet(wavelet)
     except ValueError:
         raise WeaklocError(f"fusion: unknown PyWavelets wavelet {wavelet!r} (key fusion.wavelet.name)") from None
-    if level < 1:
-        raise WeaklocError(f"fusion: wavelet level must be >= 1, got {level} (key fusion.wavelet.level)")
     _, h, w = maps.shape
     # Small maps cannot take a deep decomposition: use the deepest level their size allows.
     max_level = pywt.dwt_max_level(min(h, w), wav.dec_len)

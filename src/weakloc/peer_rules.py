@@ -73,8 +73,8 @@ def _region_stats(mask: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.nd
     return inside, n
 
 
-def edgecam_vote(coarse: np.ndarray, partition: np.ndarray, threshold: float = 0.7, min_vote: float = 0.5,
-                 top_k: int | None = 3) -> np.ndarray:
+def edgecam_vote(coarse: np.ndarray, partition: np.ndarray, *, threshold: float, min_vote: float,
+                 top_k: int | None) -> np.ndarray:
     """EdgeCAM-style vote: keep the ``top_k`` regions with vote ``>= min_vote`` (module docstring).
 
     Args:
@@ -87,12 +87,6 @@ def edgecam_vote(coarse: np.ndarray, partition: np.ndarray, threshold: float = 0
     Returns:
         ``(H, W) float32`` map; ``> 0.5`` is the kept regions.
     """
-    if not 0.0 <= threshold < 1.0:
-        raise WeaklocError(f"peer rule edgecam: threshold must be in [0, 1), got {threshold}")
-    if not 0.0 < min_vote <= 1.0:
-        raise WeaklocError(f"peer rule edgecam: min_vote must be in (0, 1], got {min_vote}")
-    if top_k is not None and top_k < 1:
-        raise WeaklocError(f"peer rule edgecam: top_k must be >= 1 or null, got {top_k}")
     c, part = _check(coarse, partition)
     votes_in, n = _region_stats(c > threshold, part)
     vote = np.divide(votes_in, n, out=np.zeros(n.size), where=n > 0)
@@ -105,8 +99,8 @@ def edgecam_vote(coarse: np.ndarray, partition: np.ndarray, threshold: float = 0
     return regions_to_map(c, part, keep)
 
 
-def sepl_select(coarse: np.ndarray, partition: np.ndarray, foreground: float = 0.5, inside: float = 0.5,
-                cover: float = 0.85) -> np.ndarray:
+def sepl_select(coarse: np.ndarray, partition: np.ndarray, *, foreground: float, inside: float,
+                cover: float) -> np.ndarray:
     """SEPL-style selection: keep a region more than ``inside`` in the foreground or covering ``>= cover`` of it.
 
     Args:
@@ -119,9 +113,6 @@ def sepl_select(coarse: np.ndarray, partition: np.ndarray, foreground: float = 0
     Returns:
         ``(H, W) float32`` map; ``> 0.5`` is the kept regions (empty when the map has no foreground).
     """
-    for name, value in (("foreground", foreground), ("inside", inside), ("cover", cover)):
-        if not 0.0 <= value <= 1.0:
-            raise WeaklocError(f"peer rule sepl: {name} must be in [0, 1], got {value}")
     c, part = _check(coarse, partition)
     fg = c > foreground
     in_fg, n = _region_stats(fg, part)

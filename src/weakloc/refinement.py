@@ -148,8 +148,6 @@ def _evidence_counts(coarse, evidence, evidence_map, background_quantile):
     if evidence == "coarse":
         return coarse, None
     if evidence == "contrast":
-        if not 0.0 <= background_quantile < 1.0:
-            raise WeaklocError(f"refinement: background_quantile must be in [0, 1), got {background_quantile}")
         # A strided sample is plenty to place a quantile and keeps this cheap on large maps.
         step = max(1, coarse.size // 65536)
         sample = coarse.ravel()[::step]

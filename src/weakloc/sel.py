@@ -84,14 +84,10 @@ def signed_error_diff(rgb: np.ndarray, qualities: Sequence[int]) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise WeaklocError(f"signed_error_level: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-    if not qualities:
-        raise WeaklocError("signed_error_level: key sel.qualities: at least one JPEG quality is needed")
     h, w, _ = rgb.shape
     out = np.empty((3 * len(qualities), h, w), dtype=np.int16)
     base = rgb.astype(np.int16)
     for i, q in enumerate(qualities):
-        if not 1 <= int(q) <= 100:
-            raise WeaklocError(f"signed_error_level: key sel.qualities: JPEG quality must be in 1..100, got {q}")
         out[3 * i:3 * i + 3] = np.moveaxis(base - recompress(rgb, int(q)).astype(np.int16), 2, 0)
     return out
 
@@ -128,8 +124,6 @@ def signed_error_diff_window(rgb: np.ndarray, qualities: Sequence[int], rows: tu
 
 def scale_error_diff(diff: np.ndarray, scale: float) -> np.ndarray:
     """``(3Q, H, W) float32`` SEL from integer differences (any integer dtype): ``diff / scale``."""
-    if not scale > 0:
-        raise WeaklocError(f"signed_error_level: key sel.scale: must be positive, got {scale}")
     return diff.astype(np.float32) / np.float32(scale)
 
 

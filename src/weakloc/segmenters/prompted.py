@@ -101,7 +101,7 @@ class PromptedSamSegmenter:
     needs_map = True
 
     def __init__(self, model_type: str, checkpoint: str | None, prompts: str, n_prompts: int, smooth: float,
-                 min_region: int, device: str, encoder_size: int = 1024):
+                 min_region: int, device: str, encoder_size: int):
         from segment_anything import SamPredictor
 
         from weakloc.runtime import resolve_device
