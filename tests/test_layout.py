@@ -9,12 +9,14 @@ import pytest
 
 from weakloc import layout
 from weakloc.baselines import BASELINES
+from weakloc.cams import CAM_METHODS
 from weakloc.config import load_schema
 from weakloc.datasets import DATASETS
 from weakloc.errors import WeaklocError
 from weakloc.fusion import FUSION_METHODS
 from weakloc.peer_rules import PEER_RULES
 from weakloc.perturb import PERTURBATIONS
+from weakloc.refinement import EVIDENCE_SOURCES
 from weakloc.segmenters import CACHED_SEGMENTERS, MAP_PROMPTED, SEGMENTERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +170,8 @@ def test_schema_enums_equal_the_registries():
         assert _enum(schema, path) == list(CACHED_SEGMENTERS), path
     assert _enum(schema, "evaluate/baselines/[]") == list(BASELINES)
     assert _enum(schema, "dataset/name") == list(DATASETS)
+    assert _enum(schema, "cams/method") == list(CAM_METHODS)
+    assert _enum(schema, "refine/evidence") == list(EVIDENCE_SOURCES)
     props = schema["properties"]
     assert list(props["peer_rules"]["properties"]) == list(PEER_RULES)
     assert set(PERTURBATIONS) <= set(props["robustness"]["properties"])
