@@ -231,7 +231,7 @@ def test_a_killed_workflow_job_resumes_and_gives_the_same_maps(tmp_path):
     import time
 
     proj = copy_project(tmp_path / "p")
-    (proj / "bigger.yaml").write_text("dataset:\n  synthetic: {n_images: 100, size: 256}\n")
+    (proj / "bigger.yaml").write_text("dataset:\n  synthetic: {n_images: 60, size: 256}\n")
     args = ["--cores", "1", "--configfile", "configs/smoke.yaml", "bigger.yaml"]
     target = "results/synthetic/baselines/blk"
     work = proj / "results/synthetic/baselines/.blk.partial"
