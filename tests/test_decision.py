@@ -189,17 +189,18 @@ def test_the_old_gate_names_say_their_new_names_and_old_checkpoints_are_translat
 
 
 def test_the_pipelines_own_segment_max_side_moved_to_the_segmenters(tmp_path):
-    """localize.segment_max_side became segmenters.{sam,slic,felzenszwalb}.max_side: a config with it
+    """localize.segment_max_side became segmenters.<name>.max_side (all but sam_prompt): a config with it
     is a one-line error naming the new keys; a checkpoint that stored it (the released model: null)
     keeps the segmenters' defaults for null and gives each of them a stored number."""
     from factories import random_checkpoint
     from weakloc.pipeline import Localizer
+    from weakloc.segmenters import DOWNSCALED_SEGMENTERS
 
     with pytest.raises(WeaklocError, match=r"^config: key localize\.segment_max_side was renamed "
-                                           r"segmenters\.sam\.max_side and segmenters\.slic\.max_side and"):
+                                           r"segmenters\.slic\.max_side and segmenters\.felzenszwalb\.max_side and"):
         validate_config({"localize": {"segment_max_side": 512}})
     for stored, expected in ((None, 2048), (512, 512)):
         ckpt = random_checkpoint(tmp_path / f"{stored}.pt", {"pipeline": {"localize": {"segment_max_side": stored}}})
         loc = Localizer(ckpt, segmenters=[])
         assert "segment_max_side" not in loc.config["localize"]
-        assert [loc.config["segmenters"][n]["max_side"] for n in ("sam", "slic", "felzenszwalb")] == [expected] * 3
+        assert [loc.config["segmenters"][n]["max_side"] for n in DOWNSCALED_SEGMENTERS] == [expected] * 5

@@ -379,11 +379,11 @@ def test_pipelined_cli_equals_the_step_by_step_reference(mixed_folder, checkpoin
 
 
 def test_segment_max_side_sets_every_downscaling_segmenter(checkpoint, tmp_path):
-    """--segment-max-side N is segmenters.<name>.max_side = N for sam, slic and felzenszwalb
+    """--segment-max-side N is segmenters.<name>.max_side = N for every segmenter but sam_prompt
     (the partition itself: tests/test_segmenters.py), and a bound the schema refuses is a one-line error."""
     from weakloc.segmenters import DOWNSCALED_SEGMENTERS
 
-    assert DOWNSCALED_SEGMENTERS == ("slic", "felzenszwalb", "sam")
+    assert DOWNSCALED_SEGMENTERS == ("slic", "felzenszwalb", "sam", "deeplab", "pspnet")
     rgb = photo(150, 230, 4)
     out = tmp_path / "o"
     assert main(["localize", str(_png(tmp_path, rgb)), "--checkpoint", str(checkpoint), "--out", str(out),

@@ -188,6 +188,12 @@ def test_deeplab_from_state_dict_file(tmp_path, photo):
     labels = seg(rgb)
     assert_partition(labels, rgb.shape[:2])
     assert np.array_equal(labels, finalize_partition(classes, 16))
+    # max_side: a larger image is classified at that size and its regions mapped back
+    from weakloc.segmenters.partition import downscaled, upscale_labels
+
+    seg.max_side = 24
+    np.testing.assert_array_equal(seg(rgb), upscale_labels(finalize_partition(seg.class_map(downscaled(rgb, 24)), 16),
+                                                           rgb.shape[:2]))
 
     with pytest.raises(WeaklocError,
                        match="segmenters.deeplab.checkpoint: .*does not fit a DeepLabV3-mobilenet_v3_large with 5"):

@@ -98,10 +98,11 @@ def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:
 RENAMED_KEYS = {
     "refine.gate": ("refine.scale_by_score",),
     "refine.decision.gate": ("refine.decision.mask_min_score",),
-    # the pipeline's own down-scale before segmenting; each segmenter that can segment at a lower
-    # resolution has the key itself (defaults 2048)
-    "localize.segment_max_side": ("segmenters.sam.max_side", "segmenters.slic.max_side",
-                                  "segmenters.felzenszwalb.max_side"),
+    # the pipeline's own down-scale before segmenting: each segmenter (but sam_prompt) has the key
+    # itself (defaults 2048)
+    "localize.segment_max_side": ("segmenters.slic.max_side", "segmenters.felzenszwalb.max_side",
+                                  "segmenters.sam.max_side", "segmenters.deeplab.max_side",
+                                  "segmenters.pspnet.max_side"),
 }
 
 

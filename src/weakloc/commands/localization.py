@@ -126,7 +126,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-refine", action="store_true", help="write the fused map without refinement")
     p.add_argument("--fusion", metavar="NAME", help="fusion method (default: the first of fusion.methods)")
     p.add_argument("--segment-max-side", type=int, metavar="N",
-                   help="sam, slic and felzenszwalb segment at most N pixels on the longer side and map the "
+                   help="the segmenters (but sam_prompt) work at most at N pixels on the longer side and map the "
                         "regions back (faster, coarser region edges; default: segmenters.<name>.max_side, 2048)")
     p.add_argument("--regions", choices=schema_choices("localize.regions"),
                    help="masked: run the segmenters only on images that can get a mask (their score reaches "

@@ -72,13 +72,13 @@ def _sam_prompt(s: dict) -> Segmenter:
 def _deeplab(s: dict) -> Segmenter:
     from weakloc.segmenters.deeplab import DeepLabSegmenter
 
-    return DeepLabSegmenter(s["arch"], s["checkpoint"], s["num_classes"], s["min_region"], s["device"])
+    return DeepLabSegmenter(s["arch"], s["checkpoint"], s["num_classes"], s["min_region"], s["device"], s["max_side"])
 
 
 def _pspnet(s: dict) -> Segmenter:
     from weakloc.segmenters.pspnet import PSPNetSegmenter
 
-    return PSPNetSegmenter(s["checkpoint"], s["layers"], s["num_classes"], s["min_region"], s["device"])
+    return PSPNetSegmenter(s["checkpoint"], s["layers"], s["num_classes"], s["min_region"], s["device"], s["max_side"])
 
 
 #: name -> builder(settings with defaults filled) -> Segmenter
@@ -103,8 +103,8 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
     "sam": ("model_type", "checkpoint", "encoder_size", "points_per_side", "pred_iou_thresh", "stability_score_thresh",
             "min_region", "max_side"),
     "sam_prompt": ("model_type", "checkpoint", "encoder_size", "prompts", "n_prompts", "smooth", "min_region"),
-    "deeplab": ("arch", "checkpoint", "num_classes", "min_region"),
-    "pspnet": ("checkpoint", "layers", "num_classes", "min_region"),
+    "deeplab": ("arch", "checkpoint", "num_classes", "min_region", "max_side"),
+    "pspnet": ("checkpoint", "layers", "num_classes", "min_region", "max_side"),
 }
 
 #: The segmenters that can segment an image at a lower resolution (``segmenters.<name>.max_side``).

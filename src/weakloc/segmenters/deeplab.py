@@ -85,8 +85,9 @@ class DeepLabSegmenter(ClassMapSegmenter):
     Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
     """
 
-    def __init__(self, arch: str, checkpoint: str | None, num_classes: int, min_region: int, device: str):
-        super().__init__(device, "segmenters.deeplab.device", min_region)
+    def __init__(self, arch: str, checkpoint: str | None, num_classes: int, min_region: int, device: str,
+                 max_side: int | None):
+        super().__init__(device, "segmenters.deeplab.device", min_region, max_side)
         self.model = build_deeplab(arch, num_classes, checkpoint).to(self.device)
 
     def logits(self, rgb: np.ndarray) -> torch.Tensor:

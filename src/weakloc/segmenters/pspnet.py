@@ -126,8 +126,9 @@ class PSPNetSegmenter(ClassMapSegmenter):
     Call with ``(H, W, 3) uint8`` RGB; returns an ``(H, W) int32`` partition ``0..R-1``.
     """
 
-    def __init__(self, checkpoint: str | None, layers: int, num_classes: int, min_region: int, device: str):
-        super().__init__(device, "segmenters.pspnet.device", min_region)
+    def __init__(self, checkpoint: str | None, layers: int, num_classes: int, min_region: int, device: str,
+                 max_side: int | None):
+        super().__init__(device, "segmenters.pspnet.device", min_region, max_side)
         self.model = build_pspnet(checkpoint, layers, num_classes).to(self.device)
 
     def logits(self, rgb: np.ndarray) -> torch.Tensor:

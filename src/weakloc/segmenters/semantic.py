@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from weakloc.runtime import resolve_device
-from weakloc.segmenters.partition import check_rgb, finalize_partition
+from weakloc.segmenters.partition import check_rgb, finalize_partition, segment_at_most
 
 #: The ImageNet normalisation both networks were trained with (RGB in 0..1).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,12 +24,14 @@ class ClassMapSegmenter:
     partition ``0..R-1``.
 
     A subclass calls ``__init__`` first (it resolves ``device``, naming ``device_key`` in its
-    error), then sets ``self.model`` on ``self.device`` and implements :meth:`logits`.
+    error; ``max_side``: see :meth:`__call__`), then sets ``self.model`` on ``self.device`` and
+    implements :meth:`logits`.
     """
 
-    def __init__(self, device: str, device_key: str, min_region: int):
+    def __init__(self, device: str, device_key: str, min_region: int, max_side: int | None):
         self.device = resolve_device(device, device_key)
         self.min_region = int(min_region)
+        self.max_side = max_side
 
     def logits(self, rgb: np.ndarray) -> torch.Tensor:
         """``(1, C, H, W)`` class logits of a checked ``(H, W, 3) uint8`` image (in inference mode)."""
@@ -42,4 +44,6 @@ class ClassMapSegmenter:
             return self.logits(rgb).argmax(1)[0].cpu().numpy()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        return finalize_partition(self.class_map(rgb), self.min_region)
+        """The partition, classified at most at ``max_side`` px on the longer side (labels mapped back)."""
+        return segment_at_most(check_rgb(rgb), self.max_side,
+                               lambda image: finalize_partition(self.class_map(image), self.min_region))
