@@ -187,16 +187,6 @@ def _check_inputs(rgb: np.ndarray, method: str) -> np.ndarray:
     return rgb
 
 
-def _checked_sel(meta: dict, rgb: np.ndarray, method: str, sel: np.ndarray | None) -> np.ndarray:
-    """The image's SEL ``(C, H, W) float32`` (computed unless given), after checking the arguments."""
-    rgb = _check_inputs(rgb, method)
-    if sel is None:
-        return SelSettings.from_section(meta["config"]["sel"]).of(rgb)
-    if sel.shape[1:] != rgb.shape[:2]:
-        raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {rgb.shape[:2]}")
-    return sel
-
-
 def runs_tiled(height: int, width: int, max_side: int | None) -> bool:
     """Whether :func:`block_maps` runs an ``height x width`` image in tiles (``cams.max_side``)."""
     return max_side is not None and max(height, width) > int(max_side)
@@ -350,11 +340,13 @@ def block_maps(model, meta: dict, rgb: np.ndarray, method: str = "score", max_si
     """
     rgb = _check_inputs(rgb, method)
     H, W = rgb.shape[:2]
+    if sel is not None and sel.shape[1:] != (H, W):
+        raise WeaklocError(f"cams: SEL of shape {sel.shape} does not belong to an image of {(H, W)}")
     tiled = runs_tiled(H, W, max_side)
     per_tile = tiled and sel is None  # the SEL of each tile, computed when the tile runs
-    if not per_tile:
-        sel = _checked_sel(meta, rgb, method, sel)
-    sel_settings = SelSettings.from_section(meta["config"]["sel"]) if per_tile else None
+    sel_settings = SelSettings.from_section(meta["config"]["sel"]) if sel is None else None
+    if sel is None and not per_tile:
+        sel = sel_settings.of(rgb)
     strides, offset = block_strides(model)
     ys, xs = _tile_layout(model, H, W, max_side)
     device = _model_device(model)

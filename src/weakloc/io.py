@@ -287,13 +287,17 @@ def write_prob(prob: np.ndarray, path: str | Path) -> None:
         Image.fromarray(arr, mode="L").save(tmp, format="PNG")
 
 
+def _scaled_uint8(prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
 def _prob_to_uint8(prob: np.ndarray) -> np.ndarray:
     prob = np.asarray(prob)
     if prob.ndim != 2:
-        return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return _scaled_uint8(prob)
     out = np.empty(prob.shape, dtype=np.uint8)
     for r0, r1 in row_chunks(*prob.shape):  # elementwise: bands of rows, no full-size float64 copy
-        out[r0:r1] = np.clip(np.rint(np.asarray(prob[r0:r1], dtype=np.float64) * 255.0), 0, 255)
+        out[r0:r1] = _scaled_uint8(prob[r0:r1])
     return out
 
 

@@ -111,14 +111,6 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
 DOWNSCALED_SEGMENTERS = tuple(name for name, keys in RESULT_SETTINGS.items() if "max_side" in keys)
 
 
-def default_settings(name: str) -> dict[str, Any]:
-    """The schema's defaults of ``segmenters.<name>`` (a fresh copy)."""
-    from weakloc.config import section_defaults
-
-    check_name(name)
-    return section_defaults(f"segmenters.{name}")
-
-
 def check_name(name: str) -> None:
     if name not in SEGMENTERS:
         raise WeaklocError(f"unknown segmenter {name!r} (choose from {', '.join(SEGMENTERS)})")

@@ -312,8 +312,8 @@ class SamSegmenter:
     """
 
     def __init__(self, model_type: str, checkpoint: str | None, points_per_side: int, pred_iou_thresh: float,
-                 stability_score_thresh: float, min_region: int, device: str, encoder_size: int = SAM_INPUT,
-                 max_side: int | None = None):
+                 stability_score_thresh: float, min_region: int, device: str, encoder_size: int,
+                 max_side: int | None):
         from segment_anything import SamAutomaticMaskGenerator
 
         check_encoder_size(model_type, encoder_size)

@@ -24,7 +24,7 @@ class _Superpixels:
     partition ``0..R-1`` (regions under ``min_region`` pixels merged into a neighbour)."""
 
     min_region = 0
-    max_side: int | None = None
+    max_side: int | None
 
     def labels(self, rgb: np.ndarray) -> np.ndarray:
         """The method's ``(H, W)`` integer labels of a checked image."""
@@ -39,7 +39,7 @@ class SlicSegmenter(_Superpixels):
     """SLIC superpixels (k-means in Lab colour + position), about ``n_segments`` regions
     (the ``segmenters.slic`` settings)."""
 
-    def __init__(self, n_segments: int, compactness: float, sigma: float, max_side: int | None = None):
+    def __init__(self, n_segments: int, compactness: float, sigma: float, max_side: int | None):
         self.n_segments, self.compactness, self.sigma = int(n_segments), float(compactness), float(sigma)
         self.max_side = max_side
 
@@ -52,7 +52,7 @@ class FelzenszwalbSegmenter(_Superpixels):
     """Felzenszwalb-Huttenlocher graph segmentation (the ``segmenters.felzenszwalb`` settings):
     ``scale`` larger gives larger regions, none smaller than ``min_size`` pixels."""
 
-    def __init__(self, scale: float, sigma: float, min_size: int, max_side: int | None = None):
+    def __init__(self, scale: float, sigma: float, min_size: int, max_side: int | None):
         self.scale, self.sigma, self.min_size = float(scale), float(sigma), int(min_size)
         self.min_region = self.min_size
         self.max_side = max_side
